@@ -1,0 +1,40 @@
+# pytest-teach: the README's two commands.
+#   make demo   set up if needed, run the bundled scenario suites with collection on, print stats
+#   make test   set up if needed, run the project's test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TEACH := $(VENV)/bin/teach
+STAMP := $(VENV)/.installed
+DEMO_DB ?= .teach/demo.db
+DEMO_MODEL ?= scripted:noisy-0.3
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,train]'
+	@touch $@
+
+demo: setup
+	@mkdir -p .teach reports
+	$(PY) -m pytest scenarios/tool_selection -q -p no:cacheprovider -n 2 \
+	    --collect-training-data --teach-db $(DEMO_DB) --model $(DEMO_MODEL) || test $$? -eq 1
+	$(TEACH) stats --db $(DEMO_DB)
+
+test: setup
+	$(PY) -m pytest tests -q -n 2
+
+lint: setup
+	$(VENV)/bin/ruff check src tests scenarios benchmarks
+	$(VENV)/bin/ruff format --check src tests scenarios benchmarks
+
+bench: setup
+	$(PY) benchmarks/collection_overhead.py
+
+clean:
+	rm -rf $(VENV) .teach build *.egg-info

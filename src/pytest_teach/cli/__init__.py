@@ -1,0 +1,110 @@
+"""The ``teach`` command: read the experience store, export it, and add feedback.
+
+Each verb has ``--help``. Errors are one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..export import ExportError
+from ..store import StoreError
+from ._common import DB_OPTION, fail, open_db
+from ._export import export_cmd
+from ._feedback import feedback
+
+__all__ = ["main", "cli"]
+
+
+class TeachGroup(click.Group):
+    """A group whose known errors print as one line with a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (StoreError, ExportError, ValueError, OSError) as exc:
+            fail(str(exc))
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command; usage errors print as one line too, not a usage block."""
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("teach: aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            where = " ".join(exc.ctx.command_path.split()[1:]) if getattr(exc, "ctx", None) else ""
+            prefix = f"teach {where}" if where else "teach"
+            hint = f" (see `{prefix} --help`)" if isinstance(exc, click.UsageError) else ""
+            click.echo(f"{prefix}: error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code or 2)
+
+
+@click.group(cls=TeachGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pytest-teach")
+def cli() -> None:
+    """pytest-teach: turn what your agent scenarios recorded into training data.
+
+    Record with `pytest --collect-training-data`, then inspect and export the store with these
+    commands. Every verb that reads the store takes --db (env TEACH_DB, default
+    .teach/experience.db).
+    """
+
+
+@cli.command()
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
+@click.option("--top", default=10, show_default=True, help="scenarios to list in the text view")
+def stats(db: str, as_json: bool, top: int) -> None:
+    """Counts of episodes by outcome, label, model and scenario."""
+    with open_db(db) as store:
+        data = store.stats()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    click.echo(_render_stats(data, top))
+
+
+def _render_stats(data: dict[str, Any], top: int) -> str:
+    total = data["episodes"]
+
+    def pct(n: int) -> str:
+        return f"{100 * n / total:.1f}%" if total else "-"
+
+    lines = [
+        f"store      {data['db']} (schema {data['schema_version']})",
+        f"episodes   {total}   steps {data['steps']}   sessions {data['sessions']}   "
+        f"feedback {data['feedback']}",
+        "outcome    "
+        + "   ".join(f"{k} {n} ({pct(n)})" for k, n in sorted(data["by_outcome"].items())),
+    ]
+    share = data["intervention_share"]
+    lines.append(
+        "interventions "
+        + ("-" if share is None else f"{100 * share:.1f}% of labeled episodes")
+        + " (guidance for predictor training: 60-70%)"
+    )
+    for title, key in (("by model", "by_model"), ("by category", "by_category")):
+        lines.append(f"{title}:")
+        lines.extend(f"  {k:<40} {n}" for k, n in sorted(data[key].items(), key=lambda x: -x[1]))
+    scenarios = sorted(data["by_scenario"].items(), key=lambda x: (-x[1], x[0]))
+    lines.append(f"by scenario: {len(scenarios)} scenarios" + (", top:" if scenarios else ""))
+    lines.extend(f"  {k:<40} {n}" for k, n in scenarios[:top])
+    return "\n".join(lines)
+
+
+cli.add_command(export_cmd)
+cli.add_command(feedback)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="teach")
+

@@ -1,0 +1,67 @@
+"""``teach export``: the store as training data."""
+
+from __future__ import annotations
+
+import click
+
+from ..export import EXPORTERS, export
+from ._common import DB_OPTION, open_db
+
+
+@click.command("export")
+@DB_OPTION
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(EXPORTERS)),
+    required=True,
+    help="; ".join(f"{name}: {cls.description}" for name, cls in EXPORTERS.items()),
+)
+@click.option("-o", "--output", required=True, metavar="PATH", help="file (or directory for interventions)")
+@click.option("--label", type=click.Choice(["success", "intervention"]), help="only episodes with this label")
+@click.option("--model", "models", multiple=True, metavar="SPEC", help="only these models (repeatable)")
+@click.option("--scenario", metavar="GLOB", help="only scenarios matching this glob, e.g. 'weather-*'")
+@click.option("--min-quality", type=float, help="only episodes with quality >= this")
+@click.option("--min-reward", type=float, help="only episodes with reward >= this")
+@click.option("--since", metavar="WHEN", help="only episodes since an ISO date/datetime or a span (7d, 12h)")
+@click.option("--session", "sessions", multiple=True, metavar="ID", help="only these sessions (repeatable)")
+@click.option("--include-errors", is_flag=True, help="keep episodes whose setup or teardown errored")
+def export_cmd(
+    db: str,
+    fmt: str,
+    output: str,
+    label: str | None,
+    models: tuple[str, ...],
+    scenario: str | None,
+    min_quality: float | None,
+    min_reward: float | None,
+    since: str | None,
+    sessions: tuple[str, ...],
+    include_errors: bool,
+) -> None:
+    """Export episodes as openai/sft chat rows, dpo pairs, grpo prompts or interventions.
+
+    The file is written to a temporary name and renamed into place, so a failed export never
+    leaves a half-written file.
+    """
+    with open_db(db) as store:
+        result = export(
+            store,
+            fmt,
+            output,
+            label=label,
+            model=list(models) or None,
+            scenario=scenario,
+            min_quality=min_quality,
+            min_reward=min_reward,
+            since=since,
+            session=list(sessions) or None,
+            include_errors=include_errors,
+        )
+    unit = "episodes" if fmt == "interventions" else "rows"
+    click.echo(f"wrote {result.rows} {unit} to {result.path} ({fmt})")
+    if result.rows == 0:
+        click.echo(
+            "teach export: warning: nothing matched; check the filters with `teach stats`",
+            err=True,
+        )

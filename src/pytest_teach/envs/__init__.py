@@ -1,0 +1,1 @@
+"""Scenario families (environments) used by pytest-teach test suites."""

@@ -1,0 +1,40 @@
+"""Exports: the store's episodes as training data (openai, sft, dpo, grpo, interventions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..store import Store
+from ._formats import EXPORTERS, ExportError, Exporter, ExportResult, atomic_write_text
+from ._steps import corrections, prompt_of, reply_of, text_of, verdict
+
+__all__ = [
+    "EXPORTERS",
+    "ExportError",
+    "ExportResult",
+    "Exporter",
+    "atomic_write_text",
+    "corrections",
+    "export",
+    "prompt_of",
+    "reply_of",
+    "text_of",
+    "verdict",
+]
+
+
+def export(store: Store, fmt: str, out: str | Path, **filters: Any) -> ExportResult:
+    """Export the episodes matching ``filters`` (see :meth:`Store.episodes`) as ``fmt`` to ``out``.
+
+    Episodes whose outcome is ``error`` (infrastructure failures) are left out unless
+    ``include_errors=True``.
+    """
+    if fmt not in EXPORTERS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORTERS)}")
+    exporter = EXPORTERS[fmt]()
+    chosen = {k: v for k, v in filters.items() if v is not None}
+    chosen.setdefault("include_errors", False)
+    merged = {**exporter.default_filters, **chosen}
+    context = {"db": str(store.path), "filters": {k: str(v) for k, v in chosen.items()}}
+    return exporter.write(store.episodes(**merged), Path(out), context)

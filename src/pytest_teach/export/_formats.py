@@ -1,0 +1,343 @@
+"""Export formats: one :class:`Exporter` subclass each, found by name in :data:`EXPORTERS`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..store import Episode
+from ._steps import Message, corrections, prompt_of, reply_of, text_of, verdict
+
+__all__ = ["EXPORTERS", "ExportError", "ExportResult", "Exporter", "atomic_write_text"]
+
+
+class ExportError(Exception):
+    """An export could not be written; nothing was left half-written."""
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote."""
+
+    format: str
+    path: Path
+    rows: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _dump_line(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _temp_beside(target: Path, *, directory: bool = False) -> Path:
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+        os.close(fd)
+        return Path(name)
+    except OSError as exc:
+        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def atomic_write_lines(target: Path, lines: Iterable[str]) -> int:
+    """Write ``lines`` to a temporary file beside ``target``, then rename it into place."""
+    if target.is_dir():
+        raise ExportError(f"cannot write {target}: it is a directory")
+    tmp = _temp_beside(target)
+    count = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line)
+                count += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
+    return count
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` atomically."""
+    atomic_write_lines(target, [text])
+
+
+def atomic_write_dir(target: Path, files: dict[str, str]) -> None:
+    """Write a directory of text files; the old directory is replaced only once all are written."""
+    if target.exists() and not target.is_dir():
+        raise ExportError(f"cannot write {target}: it exists and is not a directory")
+    tmp = _temp_beside(target, directory=True)
+    old: Path | None = None
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.time_ns()}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not target.exists():
+            os.replace(old, target)
+        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class Exporter(ABC):
+    """One export format. Subclasses turn episodes into rows; writing is shared."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: filters applied unless the caller gives its own value for them
+    default_filters: ClassVar[dict[str, Any]] = {}
+
+    @abstractmethod
+    def rows(self, episodes: Iterable[Episode]) -> Iterator[dict[str, Any]]:
+        """The rows this format writes for ``episodes``."""
+
+    def write(
+        self, episodes: Iterable[Episode], out: Path, context: dict[str, Any] | None = None
+    ) -> ExportResult:
+        """Write the rows as JSON Lines to ``out``, atomically. ``context`` describes the source
+        (store path and filters) for formats that keep a manifest."""
+        count = atomic_write_lines(out, (_dump_line(r) for r in self.rows(episodes)))
+        return ExportResult(self.name, out, count)
+
+
+class ChatExporter(Exporter):
+    """``{"messages": [...]}`` lines for OpenAI fine-tuning and TRL's SFTTrainer.
+
+    Good steps become assistant turns: a step with its own ``messages`` is one row; steps without
+    them chain into one conversation per episode, up to the first step that was not good.
+    Corrections add a row with the corrected action as the reply.
+    """
+
+    name = "openai"
+    description = "chat rows {messages} for OpenAI fine-tuning and TRL SFT"
+
+    def rows(self, episodes: Iterable[Episode]) -> Iterator[dict[str, Any]]:
+        for episode in episodes:
+            chain: list[Message] = []
+            chaining = True
+            for step in episode.steps:
+                good = verdict(episode, step) == "good"
+                if step.messages:
+                    if good:
+                        yield {
+                            "messages": [
+                                *prompt_of(episode, step),
+                                {"role": "assistant", "content": reply_of(step)},
+                            ]
+                        }
+                    continue
+                if chaining and good:
+                    chain.append({"role": "user", "content": text_of(step.observation)})
+                    chain.append({"role": "assistant", "content": text_of(step.action)})
+                else:
+                    chaining = False
+            if chain:
+                yield {"messages": chain}
+            for step, correct in corrections(episode):
+                yield {
+                    "messages": [
+                        *prompt_of(episode, step),
+                        {"role": "assistant", "content": text_of(correct)},
+                    ]
+                }
+
+
+class SFTExporter(ChatExporter):
+    """The same rows as ``openai``, named for TRL's SFTTrainer."""
+
+    name = "sft"
+    description = "chat rows {messages} for TRL's SFTTrainer (same as openai)"
+
+
+class DPOExporter(Exporter):
+    """``{"prompt", "chosen", "rejected"}`` preference pairs in TRL's conversational format.
+
+    Pairs come from corrections (correction chosen over the action taken) and from a good and a
+    bad action taken on the same prompt (the most frequent good action is chosen).
+    """
+
+    name = "dpo"
+    description = "preference pairs {prompt, chosen, rejected}"
+
+    def rows(self, episodes: Iterable[Episode]) -> Iterator[dict[str, Any]]:
+        seen: set[tuple[str, str, str]] = set()
+        prompts: dict[str, list[Message]] = {}
+        good: dict[str, Counter[str]] = {}
+        bad: dict[str, list[str]] = {}
+
+        def pair(key: str, chosen: str, rejected: str) -> Iterator[dict[str, Any]]:
+            if chosen == rejected or (key, chosen, rejected) in seen:
+                return
+            seen.add((key, chosen, rejected))
+            yield {
+                "prompt": prompts[key],
+                "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}],
+            }
+
+        for episode in episodes:
+            for step in episode.steps:
+                prompt = prompt_of(episode, step)
+                key = json.dumps(prompt, ensure_ascii=False, sort_keys=True)
+                prompts.setdefault(key, prompt)
+                kind = verdict(episode, step)
+                if kind == "good":
+                    good.setdefault(key, Counter())[reply_of(step)] += 1
+                elif kind == "bad":
+                    bad.setdefault(key, []).append(reply_of(step))
+            for step, correct in corrections(episode):
+                prompt = prompt_of(episode, step)
+                key = json.dumps(prompt, ensure_ascii=False, sort_keys=True)
+                prompts.setdefault(key, prompt)
+                good.setdefault(key, Counter())[text_of(correct)] += 1
+                yield from pair(key, text_of(correct), reply_of(step))
+        for key, rejected_all in bad.items():
+            if key not in good:
+                continue
+            chosen = good[key].most_common(1)[0][0]
+            for rejected in rejected_all:
+                yield from pair(key, chosen, rejected)
+
+
+class GRPOExporter(Exporter):
+    """Prompt-only rows for GRPO, with the columns a reward function needs to find its check:
+    ``scenario``, ``nodeid``, ``category``, and ``params``/``meta`` as JSON strings."""
+
+    name = "grpo"
+    description = "prompt-only rows with scenario id and metadata for reward functions"
+
+    def rows(self, episodes: Iterable[Episode]) -> Iterator[dict[str, Any]]:
+        seen: set[tuple[str, str]] = set()
+        for episode in episodes:
+            if not episode.steps:
+                continue
+            prompt = prompt_of(episode, episode.steps[0])
+            key = (episode.scenario, json.dumps(prompt, ensure_ascii=False, sort_keys=True))
+            if key in seen:
+                continue
+            seen.add(key)
+            yield {
+                "prompt": prompt,
+                "scenario": episode.scenario,
+                "nodeid": episode.nodeid,
+                "category": episode.category or "",
+                "params": json.dumps(episode.params, ensure_ascii=False, sort_keys=True),
+                "meta": json.dumps(episode.meta, ensure_ascii=False, sort_keys=True),
+                "episode_id": episode.id,
+            }
+
+
+def _episode_summary(episode: Episode) -> dict[str, Any]:
+    return {
+        "episode_id": episode.id,
+        "scenario": episode.scenario,
+        "nodeid": episode.nodeid,
+        "category": episode.category,
+        "model": episode.model,
+        "session_id": episode.session_id,
+        "label": episode.label,
+        "reason": episode.label_reason,
+        "reward": episode.reward,
+        "quality": episode.quality,
+        "metrics": episode.metrics,
+        "created_at": episode.created_at,
+        "steps": [
+            {
+                "index": s.index,
+                "observation": s.observation,
+                "action": s.action,
+                "label": verdict(episode, s),
+                "correction": s.correction,
+                "screenshot": s.screenshot,
+                "error": s.error,
+            }
+            for s in episode.steps
+        ],
+    }
+
+
+class InterventionsExporter(Exporter):
+    """A directory: ``interventions.json``, ``successes.json`` and ``manifest.json``."""
+
+    name = "interventions"
+    description = "directory of interventions.json, successes.json, manifest.json"
+
+    def rows(self, episodes: Iterable[Episode]) -> Iterator[dict[str, Any]]:
+        for episode in episodes:
+            if episode.label is not None:
+                yield _episode_summary(episode)
+
+    def write(
+        self, episodes: Iterable[Episode], out: Path, context: dict[str, Any] | None = None
+    ) -> ExportResult:
+        interventions: list[dict[str, Any]] = []
+        successes: list[dict[str, Any]] = []
+        sessions: set[str] = set()
+        models: Counter[str] = Counter()
+        scenarios: set[str] = set()
+        for row in self.rows(episodes):
+            (interventions if row["label"] == 1 else successes).append(row)
+            if row["session_id"]:
+                sessions.add(row["session_id"])
+            models[row["model"] or "none"] += 1
+            scenarios.add(row["scenario"])
+        total = len(interventions) + len(successes)
+        manifest = {
+            "format": "interventions",
+            "created_at": time.time(),
+            "counts": {
+                "interventions": len(interventions),
+                "successes": len(successes),
+                "total": total,
+            },
+            "balance": {
+                "intervention_ratio": len(interventions) / total if total else None,
+                "guidance": "aim for 60-70% interventions when training an intervention predictor",
+            },
+            "sources": {
+                "sessions": sorted(sessions),
+                "models": dict(models),
+                "scenarios": len(scenarios),
+                **(context or {}),
+            },
+        }
+
+        def dump(value: Any) -> str:
+            return json.dumps(value, ensure_ascii=False, indent=1) + "\n"
+
+        atomic_write_dir(
+            out,
+            {
+                "interventions.json": dump(interventions),
+                "successes.json": dump(successes),
+                "manifest.json": dump(manifest),
+            },
+        )
+        return ExportResult(self.name, out, total, {"manifest": manifest})
+
+
+EXPORTERS: dict[str, type[Exporter]] = {
+    cls.name: cls
+    for cls in (ChatExporter, SFTExporter, DPOExporter, GRPOExporter, InterventionsExporter)
+}

@@ -1,0 +1,21 @@
+"""The experience store: episodes, steps, labels, feedback and artifacts in one SQLite file."""
+
+from ._codec import EpisodeDataError, to_jsonable
+from ._models import OUTCOMES, Episode, Feedback, Label, Step, entropy_of
+from ._store import Store, StoreError, new_id, open_store, parse_since
+
+__all__ = [
+    "OUTCOMES",
+    "Episode",
+    "EpisodeDataError",
+    "Feedback",
+    "Label",
+    "Step",
+    "Store",
+    "StoreError",
+    "entropy_of",
+    "new_id",
+    "open_store",
+    "parse_since",
+    "to_jsonable",
+]

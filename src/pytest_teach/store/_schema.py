@@ -1,0 +1,103 @@
+"""The store's schema and its migrations.
+
+``MIGRATIONS[n]`` takes a store from schema ``n - 1`` to ``n``. A new store runs all of them in
+order, an old one runs the ones it lacks, each inside the same transaction as the version bump, so
+a store is never left half-migrated.
+"""
+
+from __future__ import annotations
+
+APPLICATION = "pytest-teach"
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE IF NOT EXISTS meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        """CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            git_commit TEXT,
+            argv TEXT NOT NULL DEFAULT '[]',
+            version TEXT NOT NULL,
+            rootdir TEXT,
+            exit_status INTEGER
+        )""",
+        """CREATE TABLE episodes (
+            id TEXT PRIMARY KEY,
+            session_id TEXT REFERENCES sessions(id),
+            nodeid TEXT NOT NULL,
+            scenario TEXT NOT NULL,
+            category TEXT,
+            model TEXT,
+            arm TEXT,
+            params TEXT NOT NULL DEFAULT '{}',
+            meta TEXT NOT NULL DEFAULT '{}',
+            outcome TEXT NOT NULL CHECK (outcome IN ('success', 'intervention', 'error')),
+            label INTEGER CHECK (label IN (0, 1)),
+            label_reason TEXT,
+            reward REAL,
+            reward_components TEXT NOT NULL DEFAULT '{}',
+            quality REAL,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            duration_s REAL,
+            error TEXT,
+            worker TEXT,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX episodes_created ON episodes(created_at)",
+        "CREATE INDEX episodes_scenario ON episodes(scenario)",
+        "CREATE INDEX episodes_model ON episodes(model)",
+        "CREATE INDEX episodes_session ON episodes(session_id)",
+        """CREATE TABLE steps (
+            episode_id TEXT NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            observation TEXT,
+            action TEXT,
+            messages TEXT,
+            valid_actions TEXT,
+            probs TEXT,
+            entropy REAL,
+            label TEXT CHECK (label IN ('good', 'bad')),
+            correction TEXT,
+            screenshot TEXT,
+            error TEXT,
+            PRIMARY KEY (episode_id, idx)
+        )""",
+        """CREATE TABLE labels (
+            episode_id TEXT NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            reason TEXT,
+            PRIMARY KEY (episode_id, seq)
+        )""",
+        """CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            episode_id TEXT NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            step_idx INTEGER,
+            rating INTEGER CHECK (rating BETWEEN 1 AND 5),
+            aspects TEXT NOT NULL DEFAULT '{}',
+            comment TEXT,
+            suggested_action TEXT,
+            correct_action TEXT,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX feedback_episode ON feedback(episode_id)",
+        """CREATE TABLE artifacts (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            media_type TEXT NOT NULL,
+            relpath TEXT NOT NULL
+        )""",
+        """CREATE TABLE episode_artifacts (
+            episode_id TEXT NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            sha256 TEXT NOT NULL REFERENCES artifacts(sha256),
+            PRIMARY KEY (episode_id, name)
+        )""",
+    ),
+}
+
+SCHEMA_VERSION = max(MIGRATIONS)

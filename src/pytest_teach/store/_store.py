@@ -1,0 +1,650 @@
+"""The experience store: one SQLite file in WAL mode, safe for concurrent pytest-xdist writers.
+
+Every episode is written in one transaction together with its steps, labels and artifact links,
+so a worker killed mid-run loses at most the test in flight and the file stays consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._codec import dumps, loads
+from ._models import Episode, Feedback, Label, Step
+from ._schema import APPLICATION, MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["Store", "StoreError", "open_store", "new_id", "parse_since"]
+
+_PAGE = 500
+_MEDIA_EXT = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "text/plain": ".txt",
+    "text/html": ".html",
+    "application/json": ".json",
+}
+
+
+class StoreError(Exception):
+    """The store can't be opened or used; the message says why and what to do."""
+
+
+def new_id() -> str:
+    """A fresh episode or session id: 16 hex digits."""
+    return uuid.uuid4().hex[:16]
+
+
+def parse_since(value: str | float | datetime | None) -> float | None:
+    """Parse ``--since``: an ISO date or datetime, an epoch number, or a span like ``7d``/``12h``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    span = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text)
+    if span:
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[span.group(2)]
+        return time.time() - float(span.group(1)) * unit
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise StoreError(
+            f"--since {text!r} is not a date: use an ISO date (2026-11-01), a datetime, "
+            "or a span such as 7d or 12h"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 60000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Store:
+    """An open experience store. Use :func:`open_store` to get one."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self.artifacts_dir = path.parent / "artifacts"
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> Store:
+        """Open the store at ``path``; with ``create``, make it (and its folder) when missing."""
+        p = Path(path).expanduser()
+        if not p.exists():
+            if not create:
+                raise StoreError(
+                    f"no pytest-teach store at {p}; record one with "
+                    "`pytest --collect-training-data --teach-db PATH`"
+                )
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store's folder {p.parent}: {exc}") from None
+        elif p.is_dir():
+            raise StoreError(f"{p} is a directory, not a pytest-teach store")
+        elif not os.access(p, os.R_OK):
+            raise StoreError(f"cannot read the store {p}: permission denied")
+        try:
+            conn = _connect(p)
+            store = cls(p, conn)
+            store._prepare(create=create)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{p} is not a pytest-teach store ({exc})") from None
+        return store
+
+    def _prepare(self, *, create: bool) -> None:
+        conn = self._conn
+        version = self._schema_version()
+        if version == SCHEMA_VERSION:
+            return
+        if version is None:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables:
+                raise StoreError(
+                    f"{self.path} is a SQLite file but not a pytest-teach store "
+                    f"(it has tables {sorted(tables)[:5]}); pass another --teach-db/--db path"
+                )
+            if not create:
+                raise StoreError(f"{self.path} is empty, not a pytest-teach store")
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema {version}, newer than this pytest-teach supports "
+                f"({SCHEMA_VERSION}); upgrade pytest-teach"
+            )
+        if create or version is not None:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError:
+                pass  # another writer holds the lock; it is setting WAL already
+            self._migrate()
+
+    def _schema_version(self) -> int | None:
+        try:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+        return int(row[0]) if row else None
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = self._schema_version() or 0
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(version),),
+                )
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('application', ?)", (APPLICATION,)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of this store."""
+        return self._schema_version() or 0
+
+    def integrity_check(self) -> str:
+        """Run ``PRAGMA integrity_check``; ``"ok"`` when the file is sound."""
+        return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def start_session(
+        self,
+        session_id: str,
+        *,
+        argv: Sequence[str],
+        version: str,
+        git_commit: str | None,
+        rootdir: str | None,
+    ) -> None:
+        """Record the start of a pytest run."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO sessions(id, started_at, git_commit, argv, version, rootdir) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (session_id, time.time(), git_commit, dumps(list(argv)), version, rootdir),
+        )
+
+    def finish_session(self, session_id: str, exit_status: int) -> None:
+        """Record the end of a pytest run."""
+        self._conn.execute(
+            "UPDATE sessions SET finished_at = ?, exit_status = ? WHERE id = ?",
+            (time.time(), exit_status, session_id),
+        )
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """All sessions, oldest first."""
+        rows = self._conn.execute("SELECT * FROM sessions ORDER BY started_at").fetchall()
+        return [{**dict(r), "argv": loads(r["argv"])} for r in rows]
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def put_artifact(self, data: bytes, media_type: str = "application/octet-stream") -> str:
+        """Store bytes content-addressed under ``artifacts/``; return their sha256."""
+        sha = hashlib.sha256(data).hexdigest()
+        rel = f"{sha[:2]}/{sha}{_MEDIA_EXT.get(media_type, '')}"
+        target = self.artifacts_dir / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        self._conn.execute(
+            "INSERT OR IGNORE INTO artifacts(sha256, size, media_type, relpath) VALUES (?,?,?,?)",
+            (sha, len(data), media_type, rel),
+        )
+        return sha
+
+    def artifact_path(self, sha: str) -> Path:
+        """The file behind an artifact id."""
+        row = self._conn.execute("SELECT relpath FROM artifacts WHERE sha256 = ?", (sha,)).fetchone()
+        if row is None:
+            raise StoreError(f"no artifact {sha} in {self.path}")
+        return self.artifacts_dir / row[0]
+
+    # -- episodes ----------------------------------------------------------------------------
+
+    def write_episode(self, episode: Episode) -> None:
+        """Append one episode with its steps, labels and artifact links, atomically."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO episodes(id, session_id, nodeid, scenario, category, model, arm, "
+                "params, meta, outcome, label, label_reason, reward, reward_components, quality, "
+                "metrics, duration_s, error, worker, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    episode.id,
+                    episode.session_id,
+                    episode.nodeid,
+                    episode.scenario,
+                    episode.category,
+                    episode.model,
+                    episode.arm,
+                    dumps(episode.params),
+                    dumps(episode.meta),
+                    episode.outcome,
+                    episode.label,
+                    episode.label_reason,
+                    episode.reward,
+                    dumps(episode.reward_components),
+                    episode.quality,
+                    dumps(episode.metrics),
+                    episode.duration_s,
+                    episode.error,
+                    episode.worker,
+                    episode.created_at or time.time(),
+                ),
+            )
+            if episode.steps:
+                conn.executemany(
+                    "INSERT INTO steps(episode_id, idx, observation, action, messages, "
+                    "valid_actions, probs, entropy, label, correction, screenshot, error) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            episode.id,
+                            s.index,
+                            dumps(s.observation),
+                            dumps(s.action),
+                            None if s.messages is None else dumps(s.messages),
+                            None if s.valid_actions is None else dumps(s.valid_actions),
+                            None if s.probs is None else dumps(s.probs),
+                            s.entropy,
+                            s.label,
+                            None if s.correction is None else dumps(s.correction),
+                            s.screenshot,
+                            None if s.error is None else dumps(s.error),
+                        )
+                        for s in episode.steps
+                    ],
+                )
+            if episode.labels:
+                conn.executemany(
+                    "INSERT INTO labels(episode_id, seq, kind, reason) VALUES (?,?,?,?)",
+                    [(episode.id, i, lb.kind, lb.reason) for i, lb in enumerate(episode.labels)],
+                )
+            if episode.artifacts:
+                conn.executemany(
+                    "INSERT INTO episode_artifacts(episode_id, name, sha256) VALUES (?,?,?)",
+                    [(episode.id, name, sha) for name, sha in episode.artifacts.items()],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def resolve_episode_id(self, prefix: str) -> str:
+        """Expand a unique id prefix (at least 4 characters) to the full episode id."""
+        text = prefix.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{4,32}", text):
+            raise StoreError(f"example id {prefix!r} is not an episode id (hex, 4+ characters)")
+        rows = self._conn.execute(
+            "SELECT id FROM episodes WHERE id >= ? AND id < ? LIMIT 2", (text, text + "g")
+        ).fetchall()
+        if not rows:
+            raise StoreError(f"unknown example id {prefix!r} in {self.path}; see `teach stats`")
+        if len(rows) > 1:
+            raise StoreError(f"example id {prefix!r} is ambiguous; give more characters")
+        return rows[0][0]
+
+    def get_episode(self, episode_id: str) -> Episode:
+        """One episode by id (a unique prefix works too)."""
+        full = self.resolve_episode_id(episode_id)
+        return next(self.episodes(ids=[full]))
+
+    def episodes(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        outcome: str | Sequence[str] | None = None,
+        label: int | str | None = None,
+        model: str | Sequence[str] | None = None,
+        scenario: str | None = None,
+        category: str | None = None,
+        session: str | Sequence[str] | None = None,
+        arm: str | None = None,
+        since: str | float | datetime | None = None,
+        min_quality: float | None = None,
+        min_reward: float | None = None,
+        include_errors: bool = True,
+    ) -> Iterator[Episode]:
+        """Yield episodes matching every filter given, oldest first, with their steps.
+
+        ``label`` takes 0/1 or ``success``/``intervention``; ``scenario`` is a glob
+        (``weather-*``); ``since`` takes an ISO date, an epoch or a span such as ``7d``.
+        """
+        where, args = self._where(
+            ids=ids,
+            outcome=outcome,
+            label=label,
+            model=model,
+            scenario=scenario,
+            category=category,
+            session=session,
+            arm=arm,
+            since=since,
+            min_quality=min_quality,
+            min_reward=min_reward,
+            include_errors=include_errors,
+        )
+        sql = f"SELECT * FROM episodes {where} ORDER BY created_at, rowid LIMIT ? OFFSET ?"
+        offset = 0
+        while True:
+            rows = self._conn.execute(sql, (*args, _PAGE, offset)).fetchall()
+            if not rows:
+                return
+            offset += len(rows)
+            yield from self._hydrate(rows)
+            if len(rows) < _PAGE:
+                return
+
+    def count(self, **filters: Any) -> int:
+        """How many episodes match the filters of :meth:`episodes`."""
+        where, args = self._where(**filters)
+        return self._conn.execute(f"SELECT COUNT(*) FROM episodes {where}", args).fetchone()[0]
+
+    def _where(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        outcome: str | Sequence[str] | None = None,
+        label: int | str | None = None,
+        model: str | Sequence[str] | None = None,
+        scenario: str | None = None,
+        category: str | None = None,
+        session: str | Sequence[str] | None = None,
+        arm: str | None = None,
+        since: str | float | datetime | None = None,
+        min_quality: float | None = None,
+        min_reward: float | None = None,
+        include_errors: bool = True,
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+
+        def one_of(column: str, value: str | Sequence[str]) -> None:
+            values = [value] if isinstance(value, str) else list(value)
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            args.extend(values)
+
+        if ids is not None:
+            one_of("id", ids)
+        if outcome is not None:
+            one_of("outcome", outcome)
+        if label is not None:
+            clauses.append("label = ?")
+            args.append(_label_value(label))
+        if model is not None:
+            one_of("model", model)
+        if scenario:
+            clauses.append("scenario GLOB ?")
+            args.append(scenario)
+        if category is not None:
+            clauses.append("category = ?")
+            args.append(category)
+        if session is not None:
+            one_of("session_id", session)
+        if arm is not None:
+            clauses.append("arm = ?")
+            args.append(arm)
+        cutoff = parse_since(since)
+        if cutoff is not None:
+            clauses.append("created_at >= ?")
+            args.append(cutoff)
+        if min_quality is not None:
+            clauses.append("quality >= ?")
+            args.append(float(min_quality))
+        if min_reward is not None:
+            clauses.append("reward >= ?")
+            args.append(float(min_reward))
+        if not include_errors:
+            clauses.append("outcome != 'error'")
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    def _hydrate(self, rows: list[sqlite3.Row]) -> list[Episode]:
+        episodes = {r["id"]: _episode_from_row(r) for r in rows}
+        marks = ",".join("?" * len(episodes))
+        keys = list(episodes)
+        conn = self._conn
+        for r in conn.execute(
+            f"SELECT * FROM steps WHERE episode_id IN ({marks}) ORDER BY episode_id, idx", keys
+        ):
+            episodes[r["episode_id"]].steps.append(_step_from_row(r))
+        for r in conn.execute(
+            f"SELECT * FROM labels WHERE episode_id IN ({marks}) ORDER BY episode_id, seq", keys
+        ):
+            episodes[r["episode_id"]].labels.append(Label(r["kind"], r["reason"]))
+        for r in conn.execute(
+            f"SELECT * FROM feedback WHERE episode_id IN ({marks}) ORDER BY id", keys
+        ):
+            episodes[r["episode_id"]].feedback.append(_feedback_from_row(r))
+        for r in conn.execute(
+            f"SELECT episode_id, name, sha256 FROM episode_artifacts WHERE episode_id IN ({marks})",
+            keys,
+        ):
+            episodes[r["episode_id"]].artifacts[r["name"]] = r["sha256"]
+        return list(episodes.values())
+
+    # -- feedback ----------------------------------------------------------------------------
+
+    def add_feedback(
+        self,
+        episode_id: str,
+        *,
+        rating: int | None = None,
+        aspects: dict[str, int] | None = None,
+        comment: str | None = None,
+        suggested_action: Any = None,
+        step: int | None = None,
+        correct_action: Any = None,
+    ) -> Feedback:
+        """Attach feedback to an episode (or one of its steps), validating every field first."""
+        full = self.resolve_episode_id(episode_id)
+        if rating is not None and not (isinstance(rating, int) and 1 <= rating <= 5):
+            raise StoreError(f"--rating must be an integer from 1 to 5, got {rating!r}")
+        for name, value in (aspects or {}).items():
+            if not name or not (isinstance(value, int) and 1 <= value <= 5):
+                raise StoreError(f"--aspect {name}={value!r}: each aspect is NAME=1..5")
+        if (step is None) != (correct_action is None):
+            raise StoreError("--step and --correct-action go together: give both or neither")
+        if step is not None:
+            n = self._conn.execute(
+                "SELECT COUNT(*) FROM steps WHERE episode_id = ?", (full,)
+            ).fetchone()[0]
+            if not 0 <= step < n:
+                raise StoreError(
+                    f"--step {step} is out of range: example {full} has {n} step(s) (0..{n - 1})"
+                )
+        if rating is None and not comment and suggested_action is None and step is None:
+            raise StoreError(
+                "feedback needs at least one of --rating, --comment, --suggested-action "
+                "or --step/--correct-action"
+            )
+        created = time.time()
+        cur = self._conn.execute(
+            "INSERT INTO feedback(episode_id, step_idx, rating, aspects, comment, suggested_action, "
+            "correct_action, created_at) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                full,
+                step,
+                rating,
+                dumps(aspects or {}),
+                comment,
+                None if suggested_action is None else dumps(suggested_action),
+                None if correct_action is None else dumps(correct_action),
+                created,
+            ),
+        )
+        return Feedback(
+            id=int(cur.lastrowid or 0),
+            episode_id=full,
+            rating=rating,
+            aspects=dict(aspects or {}),
+            comment=comment,
+            suggested_action=suggested_action,
+            step=step,
+            correct_action=correct_action,
+            created_at=created,
+        )
+
+    def feedback(self, episode_id: str | None = None) -> list[Feedback]:
+        """All feedback, or one episode's, oldest first."""
+        if episode_id is None:
+            rows = self._conn.execute("SELECT * FROM feedback ORDER BY id").fetchall()
+        else:
+            full = self.resolve_episode_id(episode_id)
+            rows = self._conn.execute(
+                "SELECT * FROM feedback WHERE episode_id = ? ORDER BY id", (full,)
+            ).fetchall()
+        return [_feedback_from_row(r) for r in rows]
+
+    # -- statistics --------------------------------------------------------------------------
+
+    def stats(self, **filters: Any) -> dict[str, Any]:
+        """Counts by outcome, label, model and scenario (plus sessions, steps, feedback)."""
+        where, args = self._where(**filters)
+        conn = self._conn
+
+        def grouped(column: str) -> dict[str, int]:
+            rows = conn.execute(
+                f"SELECT {column} AS k, COUNT(*) FROM episodes {where} GROUP BY k ORDER BY k", args
+            ).fetchall()
+            return {("none" if k is None else str(k)): n for k, n in rows}
+
+        total = conn.execute(f"SELECT COUNT(*) FROM episodes {where}", args).fetchone()[0]
+        by_label_raw = grouped("label")
+        by_label = {
+            {"0": "success", "1": "intervention", "none": "unlabeled"}[k]: n
+            for k, n in by_label_raw.items()
+        }
+        labeled = by_label.get("success", 0) + by_label.get("intervention", 0)
+        steps = conn.execute(
+            f"SELECT COUNT(*) FROM steps WHERE episode_id IN (SELECT id FROM episodes {where})",
+            args,
+        ).fetchone()[0]
+        return {
+            "db": str(self.path),
+            "schema_version": self.schema_version,
+            "episodes": total,
+            "steps": steps,
+            "sessions": conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0],
+            "feedback": conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0],
+            "by_outcome": grouped("outcome"),
+            "by_label": by_label,
+            "by_model": grouped("model"),
+            "by_category": grouped("category"),
+            "by_scenario": grouped("scenario"),
+            "intervention_share": (by_label.get("intervention", 0) / labeled) if labeled else None,
+        }
+
+
+def _label_value(label: int | str) -> int:
+    mapping = {"0": 0, "1": 1, "success": 0, "intervention": 1}
+    key = str(label).strip().lower()
+    if key not in mapping:
+        raise StoreError(f"label {label!r} is not one of success, intervention, 0, 1")
+    return mapping[key]
+
+
+def _episode_from_row(r: sqlite3.Row) -> Episode:
+    return Episode(
+        id=r["id"],
+        session_id=r["session_id"],
+        nodeid=r["nodeid"],
+        scenario=r["scenario"],
+        category=r["category"],
+        model=r["model"],
+        arm=r["arm"],
+        params=loads(r["params"]),
+        meta=loads(r["meta"]),
+        outcome=r["outcome"],
+        label=r["label"],
+        label_reason=r["label_reason"],
+        reward=r["reward"],
+        reward_components=loads(r["reward_components"]),
+        quality=r["quality"],
+        metrics=loads(r["metrics"]),
+        duration_s=r["duration_s"],
+        error=r["error"],
+        worker=r["worker"],
+        created_at=r["created_at"],
+    )
+
+
+def _step_from_row(r: sqlite3.Row) -> Step:
+    return Step(
+        index=r["idx"],
+        observation=loads(r["observation"]),
+        action=loads(r["action"]),
+        messages=loads(r["messages"]),
+        valid_actions=loads(r["valid_actions"]),
+        probs=loads(r["probs"]),
+        entropy=r["entropy"],
+        label=r["label"],
+        correction=loads(r["correction"]),
+        screenshot=r["screenshot"],
+        error=loads(r["error"]),
+    )
+
+
+def _feedback_from_row(r: sqlite3.Row) -> Feedback:
+    return Feedback(
+        id=r["id"],
+        episode_id=r["episode_id"],
+        rating=r["rating"],
+        aspects=loads(r["aspects"]),
+        comment=r["comment"],
+        suggested_action=loads(r["suggested_action"]),
+        step=r["step_idx"],
+        correct_action=loads(r["correct_action"]),
+        created_at=r["created_at"],
+    )
+
+
+def open_store(path: str | os.PathLike[str], *, create: bool = False) -> Store:
+    """Open the experience store at ``path`` for reading (and writing feedback)."""
+    return Store.open(path, create=create)
+
