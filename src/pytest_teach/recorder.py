@@ -34,11 +34,13 @@ def _media_type(data: bytes, name: str) -> str:
 
 
 def _finite(value: Any, where: str) -> float:
+    """A finite number (ints stay ints), or an error naming ``where``."""
+    if type(value).__module__.startswith("numpy") and hasattr(value, "item"):
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if type(value).__module__.startswith("numpy") and hasattr(value, "item"):
-            value = value.item()
-        else:
-            raise EpisodeDataError(f"{where}: expected a number, got {type(value).__name__}")
+        raise EpisodeDataError(f"{where}: expected a number, got {type(value).__name__}")
+    if isinstance(value, int):
+        return value
     number = float(value)
     if not math.isfinite(number):
         raise EpisodeDataError(f"{where}: {value!r} is not a finite number")
@@ -114,8 +116,12 @@ class EpisodeRecorder:
                 probs=probs_value,
                 entropy=None if probs_value is None else entropy_of(probs_value),
                 label=label,
-                correction=None if correction is None else to_jsonable(correction, f"{where} correction="),
-                screenshot=None if screenshot is None else self._blob_of(screenshot, f"{where} screenshot="),
+                correction=None
+                if correction is None
+                else to_jsonable(correction, f"{where} correction="),
+                screenshot=None
+                if screenshot is None
+                else self._blob_of(screenshot, f"{where} screenshot="),
                 error=None if error is None else to_jsonable(error, f"{where} error="),
             )
         )
@@ -155,7 +161,9 @@ class EpisodeRecorder:
         if not self.enabled:
             return
         if not isinstance(kind, str) or not kind.strip():
-            raise EpisodeDataError(f"episode.label(): kind must be a non-empty string, got {kind!r}")
+            raise EpisodeDataError(
+                f"episode.label(): kind must be a non-empty string, got {kind!r}"
+            )
         self.labels.append(Label(kind.strip(), None if reason is None else str(reason)))
 
     def meta(self, **kv: Any) -> None:
@@ -174,7 +182,9 @@ class EpisodeRecorder:
         if not self.enabled:
             return None
         if not isinstance(name, str) or not name:
-            raise EpisodeDataError(f"episode.attach(): name must be a non-empty string, got {name!r}")
+            raise EpisodeDataError(
+                f"episode.attach(): name must be a non-empty string, got {name!r}"
+            )
         where = f"episode.attach({name!r})"
         value = data_or_path
         if isinstance(value, str) and not (

@@ -12,23 +12,15 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..export import ExportError
-from ..store import StoreError
-from ._common import DB_OPTION, fail, open_db
+from ._common import DB_OPTION, TeachGroup, open_db
 from ._export import export_cmd
 from ._feedback import feedback
 
 __all__ = ["main", "cli"]
 
 
-class TeachGroup(click.Group):
-    """A group whose known errors print as one line with a non-zero exit."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (StoreError, ExportError, ValueError, OSError) as exc:
-            fail(str(exc))
+class TeachCLI(TeachGroup):
+    """The top-level group: usage errors print as one line too, not a usage block."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command; usage errors print as one line too, not a usage block."""
@@ -40,14 +32,14 @@ class TeachGroup(click.Group):
             click.echo("teach: aborted", err=True)
             sys.exit(130)
         except click.ClickException as exc:
-            where = " ".join(exc.ctx.command_path.split()[1:]) if getattr(exc, "ctx", None) else ""
-            prefix = f"teach {where}" if where else "teach"
+            ctx = getattr(exc, "ctx", None)
+            prefix = ctx.command_path if ctx is not None else "teach"
             hint = f" (see `{prefix} --help`)" if isinstance(exc, click.UsageError) else ""
             click.echo(f"{prefix}: error: {exc.format_message()}{hint}", err=True)
             sys.exit(exc.exit_code or 2)
 
 
-@click.group(cls=TeachGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("teach", cls=TeachCLI, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pytest-teach")
 def cli() -> None:
     """pytest-teach: turn what your agent scenarios recorded into training data.
@@ -107,4 +99,3 @@ cli.add_command(feedback)
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="teach")
-

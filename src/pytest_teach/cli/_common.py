@@ -22,13 +22,32 @@ DB_OPTION = click.option(
 )
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one error line and exit non-zero."""
-    ctx = click.get_current_context(silent=True)
-    verb = ctx.invoked_subcommand if ctx is not None else None
-    prefix = f"teach {verb}" if verb else "teach"
+def fail(message: str, code: int = 2, ctx: click.Context | None = None) -> NoReturn:
+    """Print one error line, prefixed with the command (``teach feedback add: error: ...``),
+    and exit non-zero."""
+    ctx = ctx or click.get_current_context(silent=True)
+    prefix = ctx.command_path if ctx is not None else "teach"
     click.echo(f"{prefix}: error: {message}", err=True)
     sys.exit(code)
+
+
+class TeachCommand(click.Command):
+    """A verb whose known errors (bad store, bad input, unwritable output) print as one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ..export import ExportError
+        from ..store import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except (StoreError, ExportError, ValueError, OSError) as exc:
+            fail(str(exc), ctx=ctx)
+
+
+class TeachGroup(click.Group):
+    """A group of :class:`TeachCommand` verbs."""
+
+    command_class = TeachCommand
 
 
 def open_db(path: str) -> Store:
@@ -45,6 +64,6 @@ def parse_json(value: str | None, option: str) -> Any:
     except json.JSONDecodeError as exc:
         raise click.BadParameter(
             f"malformed JSON ({exc.msg} at column {exc.colno}): {value!r}; "
-            'quote strings, e.g. \'"click Submit"\'',
+            "quote strings, e.g. '\"click Submit\"'",
             param_hint=option,
         ) from None

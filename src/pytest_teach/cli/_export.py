@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from ..export import EXPORTERS, export
-from ._common import DB_OPTION, open_db
+from ._common import DB_OPTION, TeachCommand, open_db
 
 
-@click.command("export")
+@click.command("export", cls=TeachCommand)
 @DB_OPTION
 @click.option(
     "--format",
@@ -17,15 +17,29 @@ from ._common import DB_OPTION, open_db
     required=True,
     help="; ".join(f"{name}: {cls.description}" for name, cls in EXPORTERS.items()),
 )
-@click.option("-o", "--output", required=True, metavar="PATH", help="file (or directory for interventions)")
-@click.option("--label", type=click.Choice(["success", "intervention"]), help="only episodes with this label")
-@click.option("--model", "models", multiple=True, metavar="SPEC", help="only these models (repeatable)")
-@click.option("--scenario", metavar="GLOB", help="only scenarios matching this glob, e.g. 'weather-*'")
+@click.option(
+    "-o", "--output", required=True, metavar="PATH", help="file (or directory for interventions)"
+)
+@click.option(
+    "--label", type=click.Choice(["success", "intervention"]), help="only episodes with this label"
+)
+@click.option(
+    "--model", "models", multiple=True, metavar="SPEC", help="only these models (repeatable)"
+)
+@click.option(
+    "--scenario", metavar="GLOB", help="only scenarios matching this glob, e.g. 'weather-*'"
+)
 @click.option("--min-quality", type=float, help="only episodes with quality >= this")
 @click.option("--min-reward", type=float, help="only episodes with reward >= this")
-@click.option("--since", metavar="WHEN", help="only episodes since an ISO date/datetime or a span (7d, 12h)")
-@click.option("--session", "sessions", multiple=True, metavar="ID", help="only these sessions (repeatable)")
-@click.option("--include-errors", is_flag=True, help="keep episodes whose setup or teardown errored")
+@click.option(
+    "--since", metavar="WHEN", help="only episodes since an ISO date/datetime or a span (7d, 12h)"
+)
+@click.option(
+    "--session", "sessions", multiple=True, metavar="ID", help="only these sessions (repeatable)"
+)
+@click.option(
+    "--include-errors", is_flag=True, help="keep episodes whose setup or teardown errored"
+)
 def export_cmd(
     db: str,
     fmt: str,

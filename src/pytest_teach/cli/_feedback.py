@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import click
 
 from ..store import Store
-from ._common import DB_OPTION, parse_json
+from ._common import DB_OPTION, TeachGroup, parse_json
 
 
 def _aspects(values: tuple[str, ...]) -> dict[str, int]:
@@ -21,7 +21,7 @@ def _aspects(values: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-@click.group()
+@click.group(cls=TeachGroup)
 def feedback() -> None:
     """Add and list human feedback on recorded episodes."""
 
@@ -30,10 +30,14 @@ def feedback() -> None:
 @DB_OPTION
 @click.option("--example", required=True, metavar="ID", help="episode id (a unique prefix works)")
 @click.option("--rating", type=click.IntRange(1, 5), help="overall rating, 1 (bad) to 5 (good)")
-@click.option("--aspect", "aspects", multiple=True, metavar="NAME=1..5", help="rate one aspect (repeatable)")
+@click.option(
+    "--aspect", "aspects", multiple=True, metavar="NAME=1..5", help="rate one aspect (repeatable)"
+)
 @click.option("--comment", help="free text")
 @click.option("--suggested-action", metavar="JSON", help="what the agent should have done overall")
-@click.option("--step", type=int, metavar="N", help="the step being corrected (with --correct-action)")
+@click.option(
+    "--step", type=int, metavar="N", help="the step being corrected (with --correct-action)"
+)
 @click.option("--correct-action", metavar="JSON", help="the right action at --step")
 def add(
     db: str,

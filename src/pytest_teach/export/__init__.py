@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
-from ._formats import EXPORTERS, ExportError, Exporter, ExportResult, atomic_write_text
+from ._formats import EXPORTERS, Exporter, ExportError, ExportResult, atomic_write_text
 from ._steps import corrections, prompt_of, reply_of, text_of, verdict
 
 __all__ = [

@@ -34,8 +34,13 @@ class ExportResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+_LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _dump_line(row: dict[str, Any]) -> str:
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+    """One JSON Lines row. Unicode stays readable, but the characters that ``str.splitlines``
+    and some JSONL readers treat as line breaks are escaped."""
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":")).translate(_LINE_BREAKS) + "\n"
 
 
 def _temp_beside(target: Path, *, directory: bool = False) -> Path:

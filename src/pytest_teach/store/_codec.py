@@ -59,7 +59,9 @@ def _convert(value: Any, where: str, path: str, image_sink: Any, depth: int) -> 
                     key = str(key)
                 else:
                     raise _fail(where, path, f"dict key {key!r} is not a string")
-            out[key] = _convert(item, where, f"{path}.{key}" if path else key, image_sink, depth + 1)
+            out[key] = _convert(
+                item, where, f"{path}.{key}" if path else key, image_sink, depth + 1
+            )
         return out
     if isinstance(value, (list, tuple)):
         return [

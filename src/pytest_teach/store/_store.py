@@ -6,6 +6,7 @@ so a worker killed mid-run loses at most the test in flight and the file stays c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -134,15 +135,16 @@ class Store:
                 f"({SCHEMA_VERSION}); upgrade pytest-teach"
             )
         if create or version is not None:
-            try:
+            # another writer may hold the lock while it switches the file to WAL itself
+            with contextlib.suppress(sqlite3.OperationalError):
                 conn.execute("PRAGMA journal_mode = WAL")
-            except sqlite3.OperationalError:
-                pass  # another writer holds the lock; it is setting WAL already
             self._migrate()
 
     def _schema_version(self) -> int | None:
         try:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            row = self._conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return None
@@ -238,7 +240,9 @@ class Store:
 
     def artifact_path(self, sha: str) -> Path:
         """The file behind an artifact id."""
-        row = self._conn.execute("SELECT relpath FROM artifacts WHERE sha256 = ?", (sha,)).fetchone()
+        row = self._conn.execute(
+            "SELECT relpath FROM artifacts WHERE sha256 = ?", (sha,)
+        ).fetchone()
         if row is None:
             raise StoreError(f"no artifact {sha} in {self.path}")
         return self.artifacts_dir / row[0]
@@ -248,6 +252,8 @@ class Store:
     def write_episode(self, episode: Episode) -> None:
         """Append one episode with its steps, labels and artifact links, atomically."""
         conn = self._conn
+        if not episode.created_at:
+            episode.created_at = time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
@@ -275,7 +281,7 @@ class Store:
                     episode.duration_s,
                     episode.error,
                     episode.worker,
-                    episode.created_at or time.time(),
+                    episode.created_at,
                 ),
             )
             if episode.steps:
@@ -647,4 +653,3 @@ def _feedback_from_row(r: sqlite3.Row) -> Feedback:
 def open_store(path: str | os.PathLike[str], *, create: bool = False) -> Store:
     """Open the experience store at ``path`` for reading (and writing feedback)."""
     return Store.open(path, create=create)
-
