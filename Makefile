@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	@mkdir -p .teach reports
-	$(PY) -m pytest scenarios/tool_selection -q -p no:cacheprovider -n 2 \
+	@echo "== tool_selection under $(DEMO_MODEL): failures are the interventions we want to record"
+	$(PY) -m pytest scenarios/tool_selection -q -p no:cacheprovider -n 2 --tb=no -rN \
 	    --collect-training-data --teach-db $(DEMO_DB) --model $(DEMO_MODEL) || test $$? -eq 1
-	$(TEACH) stats --db $(DEMO_DB)
+	$(TEACH) stats --db $(DEMO_DB) --top 5
+	@echo "next: $(TEACH) export --db $(DEMO_DB) --format openai -o reports/demo-sft.jsonl"
 
 test: setup
 	$(PY) -m pytest tests -q -n 2

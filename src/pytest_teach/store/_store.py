@@ -167,6 +167,12 @@ class Store:
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('application', ?)", (APPLICATION,)
             )
             conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(
+                f"could not migrate {self.path} to schema {SCHEMA_VERSION} ({exc}); "
+                "the store was left unchanged"
+            ) from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -359,8 +365,9 @@ class Store:
     ) -> Iterator[Episode]:
         """Yield episodes matching every filter given, oldest first, with their steps.
 
-        ``label`` takes 0/1 or ``success``/``intervention``; ``scenario`` is a glob
-        (``weather-*``); ``since`` takes an ISO date, an epoch or a span such as ``7d``.
+        ``label`` takes 0/1 or ``success``/``intervention``; ``scenario`` is a glob where
+        ``*`` and ``?`` are wildcards and brackets are literal (``tool_selection[weather-*``);
+        ``since`` takes an ISO date, an epoch or a span such as ``7d``.
         """
         where, args = self._where(
             ids=ids,
@@ -427,7 +434,7 @@ class Store:
             one_of("model", model)
         if scenario:
             clauses.append("scenario GLOB ?")
-            args.append(scenario)
+            args.append(_literal_brackets(scenario))
         if category is not None:
             clauses.append("category = ?")
             args.append(category)
@@ -585,6 +592,12 @@ class Store:
             "by_scenario": grouped("scenario"),
             "intervention_share": (by_label.get("intervention", 0) / labeled) if labeled else None,
         }
+
+
+def _literal_brackets(pattern: str) -> str:
+    """Scenario globs use ``*`` and ``?``; brackets match themselves, since parametrized
+    scenario names contain them (``tool_selection[weather-001]``)."""
+    return "".join({"[": "[[]", "]": "[]]"}.get(ch, ch) for ch in pattern)
 
 
 def _label_value(label: int | str) -> int:

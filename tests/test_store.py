@@ -1,0 +1,111 @@
+"""The store's schema versioning, migrations, and read API."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pytest_teach import StoreError, open_store
+from pytest_teach.recorder import EpisodeRecorder
+from pytest_teach.store import _schema, _store, new_id
+
+
+def _write(store, scenario: str, outcome: str, **fields) -> str:
+    rec = EpisodeRecorder(enabled=True)
+    rec.step("obs", "act")
+    ep = rec.build(
+        episode_id=new_id(), nodeid=f"t::{scenario}", scenario=scenario, outcome=outcome,
+        reason=None, **fields,
+    )  # fmt: skip
+    store.write_episode(ep)
+    return ep.id
+
+
+def test_new_store_is_wal_with_schema_version(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "a" / "b.db", create=True)
+    assert store.schema_version == _schema.SCHEMA_VERSION
+    conn = sqlite3.connect(tmp_path / "a" / "b.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT value FROM meta WHERE key='application'").fetchone()[0] == (
+        "pytest-teach"
+    )
+
+
+def test_old_store_is_migrated_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "old.db"
+    store = open_store(path, create=True)
+    kept = _write(store, "kept", "success")
+    store.close()
+    upgraded = {
+        **_schema.MIGRATIONS,
+        2: ("ALTER TABLE steps ADD COLUMN intervention_prob REAL",),
+    }
+    monkeypatch.setattr(_store, "MIGRATIONS", upgraded)
+    monkeypatch.setattr(_store, "SCHEMA_VERSION", 2)
+    store = open_store(path)
+    assert store.schema_version == 2
+    assert [e.id for e in store.episodes()] == [kept], "history survives the migration"
+    cols = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(steps)")]
+    assert "intervention_prob" in cols
+
+
+def test_failed_migration_leaves_the_store_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.db"
+    store = open_store(path, create=True)
+    _write(store, "kept", "success")
+    store.close()
+    broken = {**_schema.MIGRATIONS, 2: ("ALTER TABLE steps ADD COLUMN x REAL", "NOT SQL")}
+    monkeypatch.setattr(_store, "MIGRATIONS", broken)
+    monkeypatch.setattr(_store, "SCHEMA_VERSION", 2)
+    with pytest.raises(StoreError, match="could not migrate .* left unchanged"):
+        open_store(path)
+    monkeypatch.undo()
+    store = open_store(path)
+    assert store.schema_version == 1 and store.count() == 1
+    cols = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(steps)")]
+    assert "x" not in cols
+
+
+def test_newer_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    open_store(path, create=True).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    with pytest.raises(StoreError, match="schema 99, newer than this pytest-teach supports"):
+        open_store(path)
+
+
+def test_episode_filters(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.db", create=True)
+    _write(store, "weather-1", "success", model="m:a", category="info")
+    _write(store, "weather-2", "intervention", model="m:b", category="info")
+    _write(store, "email-1", "error", model="m:a")
+    assert store.count() == 3
+    assert store.count(include_errors=False) == 2
+    assert [e.scenario for e in store.episodes(scenario="weather-*")] == ["weather-1", "weather-2"]
+    assert [e.scenario for e in store.episodes(label="intervention")] == ["weather-2"]
+    assert [e.scenario for e in store.episodes(label=0)] == ["weather-1"]
+    assert store.count(model=["m:a"]) == 2 and store.count(category="info") == 2
+    assert store.count(since="1d") == 3 and store.count(since="2999-01-01") == 0
+    assert store.count(min_reward=0.5) == 1
+    with pytest.raises(StoreError, match="not a date"):
+        store.count(since="yesterday-ish")
+    with pytest.raises(StoreError, match="label 'maybe'"):
+        store.count(label="maybe")
+
+
+def test_scenario_glob_treats_brackets_literally(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.db", create=True)
+    _write(store, "tool_selection[weather-001]", "success")
+    _write(store, "tool_selection[email-001]", "success")
+    _write(store, "tool_selectionw", "success")
+    assert [e.scenario for e in store.episodes(scenario="tool_selection[weather-*")] == [
+        "tool_selection[weather-001]"
+    ]
+    assert store.count(scenario="tool_selection[*]") == 2
+    assert store.count(scenario="tool_selection?") == 1
