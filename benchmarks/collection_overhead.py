@@ -22,6 +22,7 @@ loaded, a pytest run that did not pass).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -35,6 +36,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+try:
+    import resource
+except ImportError:  # Windows: CPU times are not reported
+    resource = None  # type: ignore[assignment]
 
 TARGET_RATIO = 1.10
 HEAVY_MODULES = ("torch", "transformers", "playwright")
@@ -102,18 +108,29 @@ def write_suite(root: Path, n: int) -> tuple[Path, Path]:
     return suite, trivial
 
 
-def timed_pytest(root: Path, args: Sequence[str]) -> float:
-    """Run pytest in ``root`` with ``args``; return its wall time, or fail if it did not pass."""
+def _children_cpu() -> float:
+    """User + system CPU seconds of all waited-for child processes so far (0 where unknown)."""
+    if resource is None:
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_pytest(root: Path, args: Sequence[str]) -> tuple[float, float]:
+    """Run pytest in ``root`` with ``args``; return its (wall, CPU) seconds, or fail if it did
+    not pass. CPU time leaves out waiting for the disk (fsync), which wall time includes."""
     cmd = [*PYTEST, *args]
+    cpu_start = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(
         cmd, cwd=root, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
     )
     elapsed = time.perf_counter() - start
+    cpu = _children_cpu() - cpu_start
     if proc.returncode != 0:
         tail = proc.stdout.decode(errors="replace")[-3000:]
         raise CheckFailed(f"{' '.join(cmd)} exited {proc.returncode}:\n{tail}")
-    return elapsed
+    return elapsed, cpu
 
 
 def episode_count(db: Path) -> int:
@@ -134,12 +151,18 @@ def bench_collection(root: Path, suite: Path, n: int, rounds: int) -> dict[str, 
     timed_pytest(root, [suite.name, "--collect-training-data", "--teach-db", str(dbs / "w.db")])
     without: list[float] = []
     with_: list[float] = []
+    cpu_without: list[float] = []
+    cpu_with: list[float] = []
     for r in range(rounds):
-        without.append(timed_pytest(root, [suite.name]))
+        wall, cpu = timed_pytest(root, [suite.name])
+        without.append(wall)
+        cpu_without.append(cpu)
         db = dbs / f"round{r}.db"
-        with_.append(
-            timed_pytest(root, [suite.name, "--collect-training-data", "--teach-db", str(db)])
+        wall, cpu = timed_pytest(
+            root, [suite.name, "--collect-training-data", "--teach-db", str(db)]
         )
+        with_.append(wall)
+        cpu_with.append(cpu)
         count = episode_count(db) if db.exists() else 0
         if count != n:
             raise CheckFailed(f"round {r + 1}: the store {db} holds {count} episodes, expected {n}")
@@ -150,7 +173,7 @@ def bench_collection(root: Path, suite: Path, n: int, rounds: int) -> dict[str, 
         )
     median_without = statistics.median(without)
     median_with = statistics.median(with_)
-    return {
+    figures: dict[str, Any] = {
         "tests": n,
         "rounds": rounds,
         "without_s": without,
@@ -160,7 +183,17 @@ def bench_collection(root: Path, suite: Path, n: int, rounds: int) -> dict[str, 
         "ratio": median_with / median_without,
         "per_test_overhead_ms": 1000 * (median_with - median_without) / n,
         "target_ratio": TARGET_RATIO,
+        "cpu_ratio": None,
     }
+    if resource is not None:
+        figures.update(
+            cpu_without_s=cpu_without,
+            cpu_with_s=cpu_with,
+            median_cpu_without_s=statistics.median(cpu_without),
+            median_cpu_with_s=statistics.median(cpu_with),
+            cpu_ratio=statistics.median(cpu_with) / statistics.median(cpu_without),
+        )
+    return figures
 
 
 def bench_startup(root: Path, trivial: Path, rounds: int) -> dict[str, Any]:
@@ -171,8 +204,8 @@ def bench_startup(root: Path, trivial: Path, rounds: int) -> dict[str, Any]:
     disabled: list[float] = []
     enabled: list[float] = []
     for _ in range(rounds):
-        disabled.append(timed_pytest(root, [target, "-p", "no:teach"]))
-        enabled.append(timed_pytest(root, [target]))
+        disabled.append(timed_pytest(root, [target, "-p", "no:teach"])[0])
+        enabled.append(timed_pytest(root, [target])[0])
     median_disabled = statistics.median(disabled)
     median_enabled = statistics.median(enabled)
     return {
@@ -220,6 +253,14 @@ def report(collection: dict[str, Any], startup: dict[str, Any], imports: dict[st
             f"  ratio                             {ratio:.3f}   "
             f"(target <= {TARGET_RATIO:.2f}: {verdict}; "
             f"{collection['per_test_overhead_ms']:+.2f} ms per test)",
+            *(
+                [
+                    f"  CPU time ratio                    {collection['cpu_ratio']:.3f}   "
+                    "(user+sys; leaves out waiting for the disk)"
+                ]
+                if collection["cpu_ratio"] is not None
+                else []
+            ),
             "pytest start-up, one trivial test (median)",
             f"  -p no:teach                       {startup['median_disabled_s']:.2f} s",
             f"  plugin enabled                    {startup['median_enabled_s']:.2f} s   "
@@ -259,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         figures = {
             "python": sys.version.split()[0],
+            "pytest": importlib.metadata.version("pytest"),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "collection": collection,

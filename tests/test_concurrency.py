@@ -62,3 +62,31 @@ def test_killed_worker_loses_only_the_test_in_flight(pytester: pytest.Pytester, 
     assert recorded == [i for i in range(40) if i != 17], "only the killed test is missing"
     assert len(recorded) == len(set(recorded))
     assert store.integrity_check() == "ok"
+
+
+def test_killed_run_is_replayed_by_the_next(pytester: pytest.Pytester, collect) -> None:
+    pytester.makepyfile(
+        test_killed="""
+        import os
+        import signal
+        import pytest
+
+        @pytest.mark.parametrize("i", range(10))
+        def test_case(episode, i):
+            episode.step(f"obs {i}", "act")
+            if i == 6:
+                os.kill(os.getpid(), signal.SIGKILL)
+        """,
+        test_later="def test_after(episode): episode.step('later', 'act')",
+    )
+    first, store = collect("test_killed.py", subprocess=True)
+    assert first.ret != 0
+    journals = list((pytester.path / ".teach" / "experience.db.journals").glob("*.journal"))
+    assert len(journals) == 1, "the killed run left its journal"
+    second, store = collect("test_later.py")
+    second.assert_outcomes(passed=1)
+    names = sorted(e.nodeid.split("::")[-1] for e in store.episodes())
+    assert names == ["test_after"] + [f"test_case[{i}]" for i in range(6)]
+    assert not list(journals[0].parent.glob("*.journal")), "replayed journals are removed"
+    third, store = collect("test_later.py")
+    assert store.count() == 8, "replay never duplicates"

@@ -18,7 +18,17 @@ import pytest
 from . import __version__
 from .agents import Agent, ModelSpecError, parse_model_spec
 from .recorder import EpisodeRecorder
-from .store import EpisodeDataError, Store, StoreError, new_id, to_jsonable
+from .store import (
+    ArtifactRef,
+    Episode,
+    EpisodeDataError,
+    Journal,
+    Store,
+    StoreError,
+    new_id,
+    replay,
+    to_jsonable,
+)
 
 DEFAULT_DB = ".teach/experience.db"
 DEFAULT_MODEL = "scripted:oracle"
@@ -27,6 +37,8 @@ PHASES_KEY = pytest.StashKey[dict]()
 MODEL_KEY = pytest.StashKey[str]()
 COLLECTOR_NAME = "teach-collector"
 MARKERS = ("scenario", "story")
+_BATCH_EPISODES = 256
+_BATCH_SECONDS = 2.0
 _REASON_LIMIT = 500
 _ERROR_LIMIT = 20_000
 
@@ -155,7 +167,12 @@ def _short_reason(call: pytest.CallInfo[Any]) -> str | None:
 
 
 class Collector:
-    """Writes one episode per recorded test. Registered only with ``--collect-training-data``."""
+    """Writes one episode per recorded test. Registered only with ``--collect-training-data``.
+
+    Each finished episode is appended to this process's journal at once (so a killed worker
+    loses at most the test in flight) and committed to SQLite in batches (so recording costs a
+    test next to nothing). The controller replays what killed workers left behind.
+    """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -163,6 +180,9 @@ class Collector:
         self.counts: Counter[str] = Counter()
         self.write_failures = 0
         self.store: Store | None = None
+        self.journal: Journal | None = None
+        self.pending: list[tuple[Episode, list[ArtifactRef]]] = []
+        self.last_flush = time.monotonic()
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         self.worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -180,8 +200,33 @@ class Collector:
                     git_commit=_git_commit(config.rootpath),
                     rootdir=str(config.rootpath),
                 )
+            if not self.is_worker:
+                replay(self.store)  # journals of earlier runs that were killed
+            self.journal = Journal(self.store, self.session_id, self.worker)
         except StoreError as exc:
             raise pytest.UsageError(f"--teach-db: {exc}") from None
+        except OSError as exc:
+            raise pytest.UsageError(f"--teach-db: cannot write beside {self.path}: {exc}") from None
+
+    def flush(self) -> None:
+        """Commit the pending episodes in one transaction, then empty the journal."""
+        if not self.pending or self.store is None or self.journal is None:
+            return
+        episodes = [e for e, _ in self.pending]
+        refs = [r for _, rs in self.pending for r in rs]
+        try:
+            self.store.write_episodes(episodes, refs)
+        except Exception as exc:  # the journal keeps them; the next session replays it
+            self.write_failures += len(episodes)
+            warnings.warn(
+                f"pytest-teach could not commit {len(episodes)} episodes to {self.path} ({exc}); "
+                f"they stay in {self.journal.path} and are replayed by the next run",
+                stacklevel=1,
+            )
+        else:
+            self.journal.clear()
+        self.pending.clear()
+        self.last_flush = time.monotonic()
 
     # xdist: hand the session id to every worker
     @pytest.hookimpl(optionalhook=True)
@@ -205,6 +250,9 @@ class Collector:
             summary = self._finish(item, phases)
             if summary is not None:
                 report.teach = summary
+            # items live for the whole session: drop the reports, tracebacks and recorder
+            del item.stash[PHASES_KEY]
+            del item.stash[RECORDER_KEY]
         return report
 
     def _finish(self, item: pytest.Item, phases: dict[str, Any]) -> dict[str, Any] | None:
@@ -230,18 +278,23 @@ class Collector:
             worker=self.worker,
             created_at=time.time(),
         )
+        assert self.store is not None and self.journal is not None
         try:
-            assert self.store is not None
-            for data, media_type in recorder.blobs.values():
-                self.store.put_artifact(data, media_type)
-            self.store.write_episode(episode)
-        except Exception as exc:  # the run goes on; the summary reports the loss
+            refs = [self.store.save_artifact_file(d, m) for d, m in recorder.blobs.values()]
+            self.journal.append(episode, refs)
+        except OSError as exc:  # the run goes on; the summary reports the loss
             self.write_failures += 1
             warnings.warn(
                 f"pytest-teach could not record {item.nodeid} into {self.path}: {exc}",
                 stacklevel=1,
             )
             return None
+        self.pending.append((episode, refs))
+        if (
+            len(self.pending) >= _BATCH_EPISODES
+            or time.monotonic() - self.last_flush > _BATCH_SECONDS
+        ):
+            self.flush()
         return {
             "episode_id": episode.id,
             "outcome": episode.outcome,
@@ -280,10 +333,14 @@ class Collector:
             self.counts[summary["outcome"]] += 1
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.store is None:
+        if self.store is None or self.journal is None:
             return
+        self.flush()
+        if not self.write_failures:
+            self.journal.close()
         if not self.is_worker:
             try:
+                replay(self.store, session_id=self.session_id)  # workers that were killed
                 self.store.finish_session(self.session_id, int(exitstatus))
             except Exception as exc:
                 warnings.warn(f"pytest-teach could not close the session: {exc}", stacklevel=1)

@@ -2,10 +2,13 @@
 
 from ._codec import EpisodeDataError, to_jsonable
 from ._models import OUTCOMES, Episode, Feedback, Label, Step, entropy_of
-from ._store import Store, StoreError, new_id, open_store, parse_since
+from ._journal import Journal, replay
+from ._store import ArtifactRef, Store, StoreError, new_id, open_store, parse_since
 
 __all__ = [
     "OUTCOMES",
+    "ArtifactRef",
+    "Journal",
     "Episode",
     "EpisodeDataError",
     "Feedback",
@@ -17,5 +20,6 @@ __all__ = [
     "new_id",
     "open_store",
     "parse_since",
+    "replay",
     "to_jsonable",
 ]

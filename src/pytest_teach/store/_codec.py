@@ -118,9 +118,12 @@ def _convert_numpy(value: Any, where: str, path: str, image_sink: Any, depth: in
     raise _fail(where, path, f"numpy {type(value).__qualname__} is not JSON-serialisable")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value: Any) -> str:
     """Serialise an already JSON-compatible value compactly, keeping unicode as is."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def loads(text: str | None) -> Any:

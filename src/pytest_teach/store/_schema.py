@@ -47,9 +47,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             worker TEXT,
             created_at REAL NOT NULL
         )""",
-        "CREATE INDEX episodes_created ON episodes(created_at)",
-        "CREATE INDEX episodes_scenario ON episodes(scenario)",
-        "CREATE INDEX episodes_model ON episodes(model)",
+        # few indexes: each one costs every recorded test a page write
         "CREATE INDEX episodes_session ON episodes(session_id)",
         """CREATE TABLE steps (
             episode_id TEXT NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
@@ -65,14 +63,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             screenshot TEXT,
             error TEXT,
             PRIMARY KEY (episode_id, idx)
-        )""",
+        ) WITHOUT ROWID""",
         """CREATE TABLE labels (
             episode_id TEXT NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
             seq INTEGER NOT NULL,
             kind TEXT NOT NULL,
             reason TEXT,
             PRIMARY KEY (episode_id, seq)
-        )""",
+        ) WITHOUT ROWID""",
         """CREATE TABLE feedback (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             episode_id TEXT NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,

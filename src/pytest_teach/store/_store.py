@@ -12,17 +12,16 @@ import os
 import re
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._codec import dumps, loads
 from ._models import Episode, Feedback, Label, Step
 from ._schema import APPLICATION, MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["Store", "StoreError", "open_store", "new_id", "parse_since"]
+__all__ = ["ArtifactRef", "Store", "StoreError", "open_store", "new_id", "parse_since"]
 
 _PAGE = 500
 _MEDIA_EXT = {
@@ -35,13 +34,22 @@ _MEDIA_EXT = {
 }
 
 
+class ArtifactRef(NamedTuple):
+    """An artifact file saved under ``artifacts/``, as its database row."""
+
+    sha256: str
+    size: int
+    media_type: str
+    relpath: str
+
+
 class StoreError(Exception):
     """The store can't be opened or used; the message says why and what to do."""
 
 
 def new_id() -> str:
-    """A fresh episode or session id: 16 hex digits."""
-    return uuid.uuid4().hex[:16]
+    """A fresh episode or session id: 16 random hex digits."""
+    return os.urandom(8).hex()
 
 
 def parse_since(value: str | float | datetime | None) -> float | None:
@@ -74,6 +82,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 60000")
     conn.execute("PRAGMA foreign_keys = ON")
+    # WAL + NORMAL: a commit survives the process being killed (the "lose at most the test in
+    # flight" promise); only an OS crash may roll back the last commits, never corrupt the file.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 4000")
     return conn
 
 
@@ -228,8 +240,8 @@ class Store:
 
     # -- artifacts ---------------------------------------------------------------------------
 
-    def put_artifact(self, data: bytes, media_type: str = "application/octet-stream") -> str:
-        """Store bytes content-addressed under ``artifacts/``; return their sha256."""
+    def save_artifact_file(self, data: bytes, media_type: str) -> ArtifactRef:
+        """Write bytes content-addressed under ``artifacts/`` (no database row yet)."""
         sha = hashlib.sha256(data).hexdigest()
         rel = f"{sha[:2]}/{sha}{_MEDIA_EXT.get(media_type, '')}"
         target = self.artifacts_dir / rel
@@ -238,11 +250,13 @@ class Store:
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, target)
-        self._conn.execute(
-            "INSERT OR IGNORE INTO artifacts(sha256, size, media_type, relpath) VALUES (?,?,?,?)",
-            (sha, len(data), media_type, rel),
-        )
-        return sha
+        return ArtifactRef(sha, len(data), media_type, rel)
+
+    def put_artifact(self, data: bytes, media_type: str = "application/octet-stream") -> str:
+        """Store bytes as an artifact (file and row); return their sha256."""
+        ref = self.save_artifact_file(data, media_type)
+        self._conn.execute(_INSERT_ARTIFACT, ref)
+        return ref.sha256
 
     def artifact_path(self, sha: str) -> Path:
         """The file behind an artifact id."""
@@ -255,78 +269,53 @@ class Store:
 
     # -- episodes ----------------------------------------------------------------------------
 
-    def write_episode(self, episode: Episode) -> None:
+    def write_episode(self, episode: Episode, artifacts: Sequence[ArtifactRef] = ()) -> None:
         """Append one episode with its steps, labels and artifact links, atomically."""
+        self.write_episodes([episode], artifacts)
+
+    def write_episodes(
+        self, episodes: Sequence[Episode], artifacts: Sequence[ArtifactRef] = ()
+    ) -> int:
+        """Append episodes in one transaction; return how many were new.
+
+        Idempotent: an episode whose id is already stored is skipped with all its rows, so
+        replaying a journal after a crash never duplicates anything.
+        """
         conn = self._conn
-        if not episode.created_at:
-            episode.created_at = time.time()
+        for episode in episodes:
+            if not episode.created_at:
+                episode.created_at = time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "INSERT INTO episodes(id, session_id, nodeid, scenario, category, model, arm, "
-                "params, meta, outcome, label, label_reason, reward, reward_components, quality, "
-                "metrics, duration_s, error, worker, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    episode.id,
-                    episode.session_id,
-                    episode.nodeid,
-                    episode.scenario,
-                    episode.category,
-                    episode.model,
-                    episode.arm,
-                    dumps(episode.params),
-                    dumps(episode.meta),
-                    episode.outcome,
-                    episode.label,
-                    episode.label_reason,
-                    episode.reward,
-                    dumps(episode.reward_components),
-                    episode.quality,
-                    dumps(episode.metrics),
-                    episode.duration_s,
-                    episode.error,
-                    episode.worker,
-                    episode.created_at,
-                ),
-            )
-            if episode.steps:
-                conn.executemany(
-                    "INSERT INTO steps(episode_id, idx, observation, action, messages, "
-                    "valid_actions, probs, entropy, label, correction, screenshot, error) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            episode.id,
-                            s.index,
-                            dumps(s.observation),
-                            dumps(s.action),
-                            None if s.messages is None else dumps(s.messages),
-                            None if s.valid_actions is None else dumps(s.valid_actions),
-                            None if s.probs is None else dumps(s.probs),
-                            s.entropy,
-                            s.label,
-                            None if s.correction is None else dumps(s.correction),
-                            s.screenshot,
-                            None if s.error is None else dumps(s.error),
-                        )
-                        for s in episode.steps
-                    ],
-                )
-            if episode.labels:
-                conn.executemany(
-                    "INSERT INTO labels(episode_id, seq, kind, reason) VALUES (?,?,?,?)",
-                    [(episode.id, i, lb.kind, lb.reason) for i, lb in enumerate(episode.labels)],
-                )
-            if episode.artifacts:
-                conn.executemany(
-                    "INSERT INTO episode_artifacts(episode_id, name, sha256) VALUES (?,?,?)",
-                    [(episode.id, name, sha) for name, sha in episode.artifacts.items()],
-                )
+            if artifacts:
+                conn.executemany(_INSERT_ARTIFACT, artifacts)
+            new = 0
+            for episode in episodes:
+                if conn.execute(_INSERT_EPISODE, _episode_row(episode)).rowcount == 0:
+                    continue  # already stored
+                new += 1
+                if episode.steps:
+                    conn.executemany(
+                        _INSERT_STEP, [_step_row(episode.id, s) for s in episode.steps]
+                    )
+                if episode.labels:
+                    conn.executemany(
+                        "INSERT INTO labels(episode_id, seq, kind, reason) VALUES (?,?,?,?)",
+                        [
+                            (episode.id, i, lb.kind, lb.reason)
+                            for i, lb in enumerate(episode.labels)
+                        ],
+                    )
+                if episode.artifacts:
+                    conn.executemany(
+                        "INSERT INTO episode_artifacts(episode_id, name, sha256) VALUES (?,?,?)",
+                        [(episode.id, name, sha) for name, sha in episode.artifacts.items()],
+                    )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return new
 
     def resolve_episode_id(self, prefix: str) -> str:
         """Expand a unique id prefix (at least 4 characters) to the full episode id."""
@@ -363,7 +352,7 @@ class Store:
         min_reward: float | None = None,
         include_errors: bool = True,
     ) -> Iterator[Episode]:
-        """Yield episodes matching every filter given, oldest first, with their steps.
+        """Yield episodes matching every filter given, in the order they were recorded, with steps.
 
         ``label`` takes 0/1 or ``success``/``intervention``; ``scenario`` is a glob where
         ``*`` and ``?`` are wildcards and brackets are literal (``tool_selection[weather-*``);
@@ -383,13 +372,15 @@ class Store:
             min_reward=min_reward,
             include_errors=include_errors,
         )
-        sql = f"SELECT * FROM episodes {where} ORDER BY created_at, rowid LIMIT ? OFFSET ?"
-        offset = 0
+        # keyset pagination in insertion (rowid) order: no sort, no OFFSET rescans
+        page = f"{where} AND" if where else "WHERE"
+        sql = f"SELECT rowid AS _row, * FROM episodes {page} rowid > ? ORDER BY rowid LIMIT ?"
+        last = 0
         while True:
-            rows = self._conn.execute(sql, (*args, _PAGE, offset)).fetchall()
+            rows = self._conn.execute(sql, (*args, last, _PAGE)).fetchall()
             if not rows:
                 return
-            offset += len(rows)
+            last = rows[-1]["_row"]
             yield from self._hydrate(rows)
             if len(rows) < _PAGE:
                 return
@@ -592,6 +583,62 @@ class Store:
             "by_scenario": grouped("scenario"),
             "intervention_share": (by_label.get("intervention", 0) / labeled) if labeled else None,
         }
+
+
+_INSERT_ARTIFACT = (
+    "INSERT OR IGNORE INTO artifacts(sha256, size, media_type, relpath) VALUES (?,?,?,?)"
+)
+_INSERT_EPISODE = (
+    "INSERT OR IGNORE INTO episodes(id, session_id, nodeid, scenario, category, model, arm, "
+    "params, meta, outcome, label, label_reason, reward, reward_components, quality, metrics, "
+    "duration_s, error, worker, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_STEP = (
+    "INSERT INTO steps(episode_id, idx, observation, action, messages, valid_actions, probs, "
+    "entropy, label, correction, screenshot, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _episode_row(e: Episode) -> tuple[Any, ...]:
+    return (
+        e.id,
+        e.session_id,
+        e.nodeid,
+        e.scenario,
+        e.category,
+        e.model,
+        e.arm,
+        dumps(e.params),
+        dumps(e.meta),
+        e.outcome,
+        e.label,
+        e.label_reason,
+        e.reward,
+        dumps(e.reward_components),
+        e.quality,
+        dumps(e.metrics),
+        e.duration_s,
+        e.error,
+        e.worker,
+        e.created_at,
+    )
+
+
+def _step_row(episode_id: str, s: Step) -> tuple[Any, ...]:
+    return (
+        episode_id,
+        s.index,
+        dumps(s.observation),
+        dumps(s.action),
+        None if s.messages is None else dumps(s.messages),
+        None if s.valid_actions is None else dumps(s.valid_actions),
+        None if s.probs is None else dumps(s.probs),
+        s.entropy,
+        s.label,
+        None if s.correction is None else dumps(s.correction),
+        s.screenshot,
+        None if s.error is None else dumps(s.error),
+    )
 
 
 def _literal_brackets(pattern: str) -> str:
