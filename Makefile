@@ -10,9 +10,14 @@ STAMP := $(VENV)/.installed
 DEMO_DB ?= .teach/demo.db
 DEMO_MODEL ?= scripted:noisy-0.3
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup browser demo test lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Debian's Chromium for the browser tests and the report check (a notice, not an error, when
+# it can't be installed: those tests skip)
+browser:
+	@bash scripts/ensure-chromium.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -17,15 +17,17 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 pytest.importorskip("datasets")
 
+# imported at module level on purpose: pytester unloads modules a test imports in its body,
+# and torch can't be imported twice in one process
+from datasets import load_dataset  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from trl import SFTConfig, SFTTrainer  # noqa: E402
+
+from pytest_teach.train._config import trl_config  # noqa: E402
+from pytest_teach.train.tiny import build_tiny_model  # noqa: E402
+
 
 def test_openai_export_trains_with_sft_trainer(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    from datasets import load_dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
-
-    from pytest_teach.train._config import trl_config
-    from pytest_teach.train.tiny import build_tiny_model
-
     db = tmp_path / "experience.db"
     result = pytester.runpytest_subprocess(
         str(REPO / "scenarios" / "tool_selection"),

@@ -181,7 +181,8 @@ def test_conversions_and_bad_values(pytester: pytest.Pytester, collect) -> None:
             episode.quality(7)
         """
     )
-    result, store = collect()
+    # numpy is imported in a subprocess: pytester's in-process runs unload modules afterwards
+    result, store = collect(subprocess=True)
     result.assert_outcomes(passed=2, failed=4)
     eps = by_name(store)
     assert eps["test_numpy"].steps[0].observation == {"grid": [[0, 1], [2, 3]], "p": 0.5}

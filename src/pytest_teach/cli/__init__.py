@@ -13,6 +13,7 @@ import click
 
 from .. import __version__
 from ._common import DB_OPTION, TeachGroup, open_db
+from ._compare import compare_cmd, history_cmd
 from ._export import export_cmd
 from ._feedback import feedback
 
@@ -93,6 +94,8 @@ def _render_stats(data: dict[str, Any], top: int) -> str:
 
 
 cli.add_command(export_cmd)
+cli.add_command(compare_cmd)
+cli.add_command(history_cmd)
 cli.add_command(feedback)
 
 

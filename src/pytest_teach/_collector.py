@@ -1,0 +1,339 @@
+"""Building one episode per recorded test, and persisting it when collection is on.
+
+Runs in every process (the controller and each xdist worker). The finished episode travels to
+the controller on the test's teardown report (``report.teach``), which is how the A/B comparison
+and the HTML report are aggregated without merging files on disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__
+from .recorder import EpisodeRecorder
+from .store import (
+    ArtifactRef,
+    Episode,
+    EpisodeDataError,
+    Journal,
+    Label,
+    Step,
+    Store,
+    StoreError,
+    new_id,
+    replay,
+    to_jsonable,
+)
+
+DEFAULT_DB = ".teach/experience.db"
+RECORDER_KEY = pytest.StashKey[EpisodeRecorder]()
+PHASES_KEY = pytest.StashKey[dict]()
+MODEL_KEY = pytest.StashKey[str]()
+ARM_KEY = pytest.StashKey[str]()
+AB_KEY = pytest.StashKey[tuple]()
+MARKERS = ("scenario", "story")
+_BATCH_EPISODES = 256
+_BATCH_SECONDS = 2.0
+_REASON_LIMIT = 500
+_ERROR_LIMIT = 20_000
+_REPORT_STEPS = 3
+_INLINE_IMAGE_LIMIT = 512 * 1024
+
+
+def db_path(config: pytest.Config) -> Path:
+    """The store's path: ``--teach-db`` (relative to the cwd), ini ``teach_db`` or the default
+    (relative to the rootdir)."""
+    option = config.getoption("teach_db")
+    if option:
+        return Path(option).expanduser().resolve()
+    ini = config.getini("teach_db") or DEFAULT_DB
+    return (Path(config.rootpath) / Path(ini).expanduser()).resolve()
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def is_recorded(item: pytest.Item) -> bool:
+    """Whether a test becomes an episode: it uses ``episode`` or has a scenario/story marker."""
+    if "episode" in getattr(item, "fixturenames", ()):
+        return True
+    return any(item.get_closest_marker(m) is not None for m in MARKERS)
+
+
+def describe(item: pytest.Item) -> dict[str, Any]:
+    """Scenario name, category, parameters and marker metadata for a test."""
+    name = getattr(item, "originalname", None) or item.name
+    category = None
+    meta: dict[str, Any] = {}
+    story = item.get_closest_marker("story")
+    scenario = item.get_closest_marker("scenario")
+    if story is not None:
+        intent = story.args[0] if story.args else story.kwargs.get("intent")
+        meta.update({k: v for k, v in story.kwargs.items() if k != "intent"})
+        meta["intent"] = intent
+        category = "story"
+    if scenario is not None:
+        kwargs = dict(scenario.kwargs)
+        name = (scenario.args[0] if scenario.args else kwargs.pop("name", None)) or name
+        kwargs.pop("name", None)
+        category = kwargs.pop("category", None) or category
+        meta.update(kwargs)
+    params: dict[str, Any] = {}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        case_id = _without_arm(callspec.id, callspec.params.get("agent"))
+        if case_id:
+            name = f"{name}[{case_id}]"
+        for key, value in callspec.params.items():
+            if key == "agent":
+                continue  # the A/B arm: recorded as the episode's model and arm
+            try:
+                params[key] = to_jsonable(value, f"parameter {key}")
+            except EpisodeDataError:
+                params[key] = repr(value)
+    return {"scenario": name, "category": category, "params": params, "meta": meta}
+
+
+def _without_arm(case_id: str, arm: Any) -> str:
+    """The parametrization id without the ``--ab`` model spec, so both arms share a scenario."""
+    if not isinstance(arm, str) or arm not in case_id:
+        return case_id
+    for candidate in (f"-{arm}", f"{arm}-", arm):
+        if case_id.endswith(candidate) or case_id.startswith(candidate):
+            return case_id.replace(candidate, "", 1)
+    return case_id
+
+
+def _short_reason(call: pytest.CallInfo[Any]) -> str | None:
+    if call.excinfo is None:
+        return None
+    text = call.excinfo.exconly().strip()
+    first = text.splitlines()[0] if text else call.excinfo.typename
+    return first[:_REASON_LIMIT]
+
+
+class Collector:
+    """Builds one episode per recorded test, in every process.
+
+    With ``persist`` (``--collect-training-data``) each finished episode is appended to this
+    process's journal at once (so a killed worker loses at most the test in flight) and committed
+    to SQLite in batches (so recording costs a test next to nothing). The controller replays what
+    killed workers left behind.
+    """
+
+    def __init__(self, config: pytest.Config, *, persist: bool) -> None:
+        self.config = config
+        self.persist = persist
+        self.path = db_path(config)
+        self.write_failures = 0
+        self.store: Store | None = None
+        self.journal: Journal | None = None
+        self.pending: list[tuple[Episode, list[ArtifactRef]]] = []
+        self.last_flush = time.monotonic()
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        self.worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if self.is_worker:
+            self.session_id = workerinput.get("teach_session_id") or new_id()
+        else:
+            self.session_id = new_id()
+        if not persist:
+            return
+        try:
+            self.store = Store.open(self.path, create=True)
+            if not self.is_worker:
+                self.store.start_session(
+                    self.session_id,
+                    argv=[str(a) for a in config.invocation_params.args],
+                    version=__version__,
+                    git_commit=_git_commit(config.rootpath),
+                    rootdir=str(config.rootpath),
+                )
+                replay(self.store)  # journals of earlier runs that were killed
+            self.journal = Journal(self.store, self.session_id, self.worker)
+        except StoreError as exc:
+            raise pytest.UsageError(f"--teach-db: {exc}") from None
+        except OSError as exc:
+            raise pytest.UsageError(f"--teach-db: cannot write beside {self.path}: {exc}") from None
+
+    def flush(self) -> None:
+        """Commit the pending episodes in one transaction, then empty the journal."""
+        if not self.pending or self.store is None or self.journal is None:
+            return
+        episodes = [e for e, _ in self.pending]
+        refs = [r for _, rs in self.pending for r in rs]
+        try:
+            self.store.write_episodes(episodes, refs)
+        except Exception as exc:  # the journal keeps them; the next session replays it
+            self.write_failures += len(episodes)
+            warnings.warn(
+                f"pytest-teach could not commit {len(episodes)} episodes to {self.path} ({exc}); "
+                f"they stay in {self.journal.path} and are replayed by the next run",
+                stacklevel=1,
+            )
+        else:
+            self.journal.clear()
+        self.pending.clear()
+        self.last_flush = time.monotonic()
+
+    # xdist: hand the session id to every worker
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["teach_session_id"] = self.session_id
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if is_recorded(item):
+            item.stash[RECORDER_KEY] = EpisodeRecorder(enabled=True)
+            item.stash[PHASES_KEY] = {"started": time.time()}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+        report = yield
+        phases = item.stash.get(PHASES_KEY, None)
+        if phases is None:
+            return report
+        phases[call.when] = (report, call)
+        if call.when == "teardown":
+            summary = self._finish(item, phases)
+            if summary is not None:
+                report.teach = summary
+            # items live for the whole session: drop the reports, tracebacks and recorder
+            del item.stash[PHASES_KEY]
+            del item.stash[RECORDER_KEY]
+        return report
+
+    def _finish(self, item: pytest.Item, phases: dict[str, Any]) -> dict[str, Any] | None:
+        outcome, reason, error = self._outcome(phases)
+        if outcome is None:
+            return None
+        recorder = item.stash[RECORDER_KEY]
+        described = describe(item)
+        call_report = phases.get("call", (None, None))[0]
+        episode = recorder.build(
+            episode_id=new_id(),
+            nodeid=item.nodeid,
+            scenario=described["scenario"],
+            outcome=outcome,
+            reason=reason,
+            session_id=self.session_id,
+            category=described["category"],
+            model=recorder.model or item.stash.get(MODEL_KEY, None),
+            arm=item.stash.get(ARM_KEY, None),
+            params=described["params"],
+            meta={**described["meta"], **recorder.meta_values},
+            duration_s=call_report.duration if call_report is not None else None,
+            error=error,
+            worker=self.worker,
+            created_at=time.time(),
+        )
+        if self.persist and not self._persist(item, episode, recorder):
+            return None
+        return episode_to_wire(episode, recorder.blobs)
+
+    def _persist(self, item: pytest.Item, episode: Episode, recorder: EpisodeRecorder) -> bool:
+        assert self.store is not None and self.journal is not None
+        try:
+            refs = [self.store.save_artifact_file(d, m) for d, m in recorder.blobs.values()]
+            self.journal.append(episode, refs)
+        except OSError as exc:  # the run goes on; the summary reports the loss
+            self.write_failures += 1
+            warnings.warn(
+                f"pytest-teach could not record {item.nodeid} into {self.path}: {exc}",
+                stacklevel=1,
+            )
+            return False
+        self.pending.append((episode, refs))
+        if (
+            len(self.pending) >= _BATCH_EPISODES
+            or time.monotonic() - self.last_flush > _BATCH_SECONDS
+        ):
+            self.flush()
+        return True
+
+    @staticmethod
+    def _outcome(phases: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+        """(outcome, reason, error text) from the setup/call/teardown reports; None = skipped."""
+        setup_report, setup_call = phases.get("setup", (None, None))
+        call_report, call_call = phases.get("call", (None, None))
+        teardown_report, teardown_call = phases.get("teardown", (None, None))
+        if setup_report is not None and setup_report.failed:
+            return "error", _short_reason(setup_call), setup_report.longreprtext[:_ERROR_LIMIT]
+        if setup_report is not None and setup_report.skipped:
+            return None, None, None
+        if call_report is None or call_report.skipped:
+            return None, None, None
+        if teardown_report is not None and teardown_report.failed:
+            reason = _short_reason(teardown_call)
+            return "error", reason, teardown_report.longreprtext[:_ERROR_LIMIT]
+        if call_report.failed:
+            text = call_report.longreprtext[:_ERROR_LIMIT]
+            if call_call.excinfo is not None and call_call.excinfo.errisinstance(EpisodeDataError):
+                return "error", _short_reason(call_call), text
+            return "intervention", _short_reason(call_call), text
+        return "success", None, None
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.store is None or self.journal is None:
+            return
+        self.flush()
+        if not self.write_failures:
+            self.journal.close()
+        if not self.is_worker:
+            try:
+                replay(self.store, session_id=self.session_id)  # workers that were killed
+                self.store.finish_session(self.session_id, int(exitstatus))
+            except Exception as exc:
+                warnings.warn(f"pytest-teach could not close the session: {exc}", stacklevel=1)
+        self.store.close()
+        self.store = None
+
+
+def episode_to_wire(episode: Episode, blobs: dict[str, tuple[bytes, str]]) -> dict[str, Any]:
+    """The episode as plain JSON for the teardown report: its last steps only, and the
+    screenshots of a failure's last steps inlined (base64) for the HTML report."""
+    data = dict(vars(episode))
+    steps = episode.steps[-_REPORT_STEPS:]
+    data["steps"] = [vars(s) for s in steps]
+    data["labels"] = [vars(lb) for lb in episode.labels]
+    data["feedback"] = []
+    data["n_steps"] = len(episode.steps)
+    images: dict[str, str] = {}
+    if episode.outcome != "success":
+        for s in steps:
+            blob = blobs.get(s.screenshot) if s.screenshot else None
+            if blob is not None and len(blob[0]) <= _INLINE_IMAGE_LIMIT:
+                images[s.screenshot] = base64.b64encode(blob[0]).decode("ascii")
+    data["images"] = images
+    return data
+
+
+def episode_from_wire(data: dict[str, Any]) -> tuple[Episode, dict[str, bytes]]:
+    """Inverse of :func:`episode_to_wire`: the episode and its inlined images by sha256."""
+    fields = dict(data)
+    images = {k: base64.b64decode(v) for k, v in fields.pop("images", {}).items()}
+    fields.pop("n_steps", None)
+    fields["steps"] = [Step(**s) for s in fields.get("steps", [])]
+    fields["labels"] = [Label(**lb) for lb in fields.get("labels", [])]
+    fields["feedback"] = []
+    return Episode(**fields), images

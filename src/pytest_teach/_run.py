@@ -1,0 +1,176 @@
+"""The controller's view of a run: every episode from every worker, the A/B verdict, the report.
+
+Registered only on the xdist controller (or the single process). It builds its results from the
+teardown reports that every worker sends (``report.teach``), so nothing is merged on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._collector import episode_from_wire
+from .store import Episode, Store, StoreError
+
+DEFAULT_REPORT = "reports/teach-report.html"
+
+
+class RunResults:
+    """Aggregates the run's episodes; prints the summary, the comparison, and writes the report."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        *,
+        db: Path | None,
+        session_id: str,
+        ab: tuple[str, str] | None,
+        gate: bool,
+        report_path: Path | None,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.session_id = session_id
+        self.ab = ab
+        self.gate = gate
+        self.report_path = report_path
+        self.episodes: list[Episode] = []
+        self.images: dict[str, bytes] = {}
+        self.comparison: Any = None
+        self.report_written: Path | None = None
+        self.report_error: str | None = None
+        self.collector: Any = None  # the controller's Collector, for its write failures
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "teardown":
+            return
+        wire = getattr(report, "teach", None)
+        if wire:
+            episode, images = episode_from_wire(wire)
+            self.episodes.append(episode)
+            self.images.update(images)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.ab is not None:
+            self.comparison = self._compare()
+            if self.gate and int(exitstatus) in (0, 1):
+                # the verdict is the exit status: scenario failures are data, not errors
+                session.exitstatus = 0 if self.comparison.verdict == "APPROVE" else 1
+        if self.report_path is not None:
+            self._write_report()
+
+    def _thresholds(self) -> Any:
+        from .compare import Thresholds
+
+        def ratio(key: str, default: float) -> float:
+            raw = self.config.getini(key)
+            if not raw:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise pytest.UsageError(f"ini {key} = {raw!r} is not a number") from None
+
+        return Thresholds(
+            min_quality_ratio=ratio("teach_ab_min_quality_ratio", 0.95),
+            max_latency_ratio=ratio("teach_ab_max_latency_ratio", 1.10),
+            max_cost_ratio=ratio("teach_ab_max_cost_ratio", 1.20),
+        )
+
+    def _compare(self) -> Any:
+        from .compare import compare
+
+        assert self.ab is not None
+        spec_a, spec_b = self.ab
+        return compare(
+            [e for e in self.episodes if e.arm == "A"],
+            [e for e in self.episodes if e.arm == "B"],
+            baseline_name=spec_a,
+            candidate_name=spec_b,
+            thresholds=self._thresholds(),
+        )
+
+    def _write_report(self) -> None:
+        from .report import build_report, write_report
+
+        history = None
+        sessions: list[dict[str, Any]] = []
+        store: Store | None = None
+        if self.db is not None and self.db.exists():
+            try:
+                from .compare import history as history_of
+
+                store = Store.open(self.db)
+                history = history_of(store, "success_rate")
+                sessions = [s for s in store.sessions() if s["id"] == self.session_id]
+            except (StoreError, OSError) as exc:
+                self.report_error = f"history unavailable ({exc})"
+
+        def image(sha: str) -> bytes | None:
+            if sha in self.images:
+                return self.images[sha]
+            if store is not None:
+                try:
+                    return store.artifact_path(sha).read_bytes()
+                except (StoreError, OSError):
+                    return None
+            return None
+
+        try:
+            html = build_report(
+                self.episodes,
+                comparison=self.comparison,
+                history=history,
+                sessions=sessions,
+                title="pytest-teach: " + " ".join(self.config.invocation_params.args),
+                image=image,
+            )
+            self.report_written = write_report(self.report_path, html)
+        except OSError as exc:
+            self.report_error = f"could not write the report to {self.report_path}: {exc}"
+        finally:
+            if store is not None:
+                store.close()
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        counts = Counter(e.outcome for e in self.episodes)
+        if self.db is not None:
+            labeled = counts["success"] + counts["intervention"]
+            parts = ", ".join(f"{counts[k]} {k}" for k in ("success", "intervention", "error"))
+            share = f"{100 * counts['intervention'] / labeled:.1f}%" if labeled else "n/a"
+            line = (
+                f"pytest-teach: {len(self.episodes)} episodes recorded ({parts}); "
+                f"interventions {share} -> {self.db}"
+            )
+            failures = getattr(self.collector, "write_failures", 0)
+            if failures:
+                line += f"; {failures} could not be written (see warnings)"
+            terminalreporter.write_sep("-", "training data")
+            terminalreporter.write_line(line)
+        if self.comparison is not None:
+            from .compare import render_comparison
+
+            terminalreporter.write_sep("-", "A/B comparison")
+            for text in render_comparison(self.comparison).splitlines():
+                terminalreporter.write_line(text)
+            if self.gate:
+                terminalreporter.write_line(
+                    f"--ab-gate: exit status {0 if self.comparison.verdict == 'APPROVE' else 1}"
+                )
+        if self.report_written is not None:
+            terminalreporter.write_line(f"pytest-teach report: {self.report_written}")
+        if self.report_error:
+            terminalreporter.write_line(f"pytest-teach report: {self.report_error}", red=True)
+
+
+def report_path(config: pytest.Config) -> Path | None:
+    """Where ``--teach-report`` writes, relative to the invocation directory; None when off."""
+    value = config.getoption("teach_report")
+    if value is None:
+        return None
+    return Path(os.path.expanduser(value)).resolve()

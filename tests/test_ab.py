@@ -1,0 +1,90 @@
+"""`--ab`: both models on the same scenarios, the paired comparison, and the gate's exit status."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pytest_teach import open_store
+
+from .conftest import REPO
+
+SUITE = str(REPO / "scenarios" / "tool_selection")
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(SUITE, "-p", "no:cacheprovider", "-q", "--tb=no", *args)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_noisy_candidate_is_rejected(pytester: pytest.Pytester, workers: list[str]) -> None:
+    db = pytester.path / "ab.db"
+    result = _run(
+        pytester,
+        "--ab", "scripted:oracle,scripted:noisy-0.3", "--ab-gate",
+        "--collect-training-data", "--teach-db", str(db), *workers,
+    )  # fmt: skip
+    out = result.stdout.str()
+    assert result.ret == 1
+    assert "verdict for B (scripted:noisy-0.3): REJECT" in out
+    assert "winner: scripted:oracle" in out
+    assert "--ab-gate: exit status 1" in out
+    assert re.search(r"\d+ scenario\(s\) passed under the baseline but fail: tool_selection\[", out)
+    pairs = int(re.search(r"paired on (\d+) scenarios", out).group(1))
+    p_value = float(re.search(r"McNemar exact p = ([0-9.e-]+)", out).group(1))
+    assert pairs >= 200 and p_value < 1e-6
+    store = open_store(db)
+    arms = {(e.arm, e.model) for e in store.episodes()}
+    assert arms == {("A", "scripted:oracle"), ("B", "scripted:noisy-0.3")}
+    by_arm = {arm: store.count(arm=arm) for arm in ("A", "B")}
+    assert by_arm["A"] == by_arm["B"] == pairs
+    assert store.count(arm="A", label="intervention") == 0
+    # both arms share a scenario name; the model spec lives in the test id only
+    names = {e.scenario for e in store.episodes(arm="B")}
+    assert names == {e.scenario for e in store.episodes(arm="A")}
+    assert all("scripted" not in n for n in names)
+
+
+def test_better_candidate_is_approved_and_gate_exits_zero(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--ab", "scripted:noisy-0.3,scripted:oracle", "--ab-gate", "-n", "2")
+    out = result.stdout.str()
+    assert "verdict for B (scripted:oracle): APPROVE" in out, out[-3000:]
+    assert "winner: scripted:oracle" in out
+    assert result.ret == 0, "the gate's verdict decides the exit status"
+
+
+def test_without_gate_the_exit_status_is_pytest_s(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--ab", "scripted:noisy-0.3,scripted:oracle", "-k", "weather")
+    assert result.ret == 1  # noisy failures fail the run as usual
+    assert "A/B comparison" in result.stdout.str()
+
+
+def test_ab_usage_errors(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_a(agent): pass")
+    for args, message in (
+        (["--ab", "scripted:oracle"], "give two model specs"),
+        (["--ab", "scripted:oracle,scripted:oracle"], "the two models must differ"),
+        (["--ab", "scripted:oracle,gpt4"], "is not PROVIDER:NAME"),
+        (["--ab-gate"], "--ab-gate needs --ab"),
+    ):
+        result = pytester.runpytest(*args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_tests_without_agent_run_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_with_agent(agent, episode):
+            assert agent.name in ("oracle", "keyword")
+
+        def test_without_agent(episode):
+            pass
+        """
+    )
+    result = pytester.runpytest("--ab", "scripted:oracle,scripted:keyword", "-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        ["*test_with_agent?scripted:oracle? PASSED*", "*test_with_agent?scripted:keyword? PASSED*"]
+    )
