@@ -9,6 +9,7 @@ TEACH := $(VENV)/bin/teach
 STAMP := $(VENV)/.installed
 DEMO_DB ?= .teach/demo.db
 DEMO_MODEL ?= scripted:noisy-0.3
+DEMO_REPORT ?= reports/teach-report.html
 
 .PHONY: setup browser demo test lint bench clean
 
@@ -31,7 +32,13 @@ demo: setup
 	$(PY) -m pytest scenarios/tool_selection -q -p no:cacheprovider -n 2 --tb=no -rN \
 	    --collect-training-data --teach-db $(DEMO_DB) --model $(DEMO_MODEL) || test $$? -eq 1
 	$(TEACH) stats --db $(DEMO_DB) --top 5
+	@echo "== A/B: scripted:keyword (A, baseline) against scripted:oracle (B, candidate), with the report"
+	$(PY) -m pytest scenarios/tool_selection -q -p no:cacheprovider -n 2 --tb=no -rN \
+	    --collect-training-data --teach-db $(DEMO_DB) \
+	    --ab scripted:keyword,scripted:oracle --ab-gate --teach-report $(DEMO_REPORT) \
+	    || test $$? -eq 1
 	@echo "next: $(TEACH) export --db $(DEMO_DB) --format openai -o reports/demo-sft.jsonl"
+	@echo "      open $(DEMO_REPORT)"
 
 test: setup
 	$(PY) -m pytest tests -q -n 2

@@ -16,6 +16,7 @@ from ._common import DB_OPTION, TeachGroup, open_db
 from ._compare import compare_cmd, history_cmd
 from ._export import export_cmd
 from ._feedback import feedback
+from ._report import report_cmd
 
 __all__ = ["main", "cli"]
 
@@ -96,6 +97,7 @@ def _render_stats(data: dict[str, Any], top: int) -> str:
 cli.add_command(export_cmd)
 cli.add_command(compare_cmd)
 cli.add_command(history_cmd)
+cli.add_command(report_cmd)
 cli.add_command(feedback)
 
 
