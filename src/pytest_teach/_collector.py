@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from . import __version__
+from .errors import InfrastructureError
 from .recorder import EpisodeRecorder
 from .store import (
     ArtifactRef,
@@ -288,7 +289,9 @@ class Collector:
             return "error", reason, teardown_report.longreprtext[:_ERROR_LIMIT]
         if call_report.failed:
             text = call_report.longreprtext[:_ERROR_LIMIT]
-            if call_call.excinfo is not None and call_call.excinfo.errisinstance(EpisodeDataError):
+            if call_call.excinfo is not None and call_call.excinfo.errisinstance(
+                (EpisodeDataError, InfrastructureError)
+            ):
                 return "error", _short_reason(call_call), text
             return "intervention", _short_reason(call_call), text
         return "success", None, None
