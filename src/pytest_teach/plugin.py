@@ -70,7 +70,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help=f"write the HTML report (default path: {DEFAULT_REPORT})",
     )
+    group.addoption(
+        "--teach-cache",
+        choices=("off", "record", "replay"),
+        default="off",
+        help="record model calls keyed on model, messages and parameters, or replay them "
+        "(deterministic, free reruns); stored under .teach/cache (ini: teach_cache_dir)",
+    )
     parser.addini("teach_db", "pytest-teach experience store path, relative to the rootdir")
+    parser.addini("teach_cache_dir", "where --teach-cache keeps model calls (.teach/cache)")
+    parser.addini("teach_chromium", "the Chromium executable for browser scenarios")
     parser.addini("teach_model", "default model spec for the `agent` fixture")
     parser.addini("teach_ab_min_quality_ratio", "A/B gate: B's quality >= this x A's (0.95)")
     parser.addini("teach_ab_max_latency_ratio", "A/B gate: B's p50 latency < this x A's (1.10)")
@@ -168,4 +177,9 @@ def agent(request: pytest.FixtureRequest) -> Agent:
     ab: Any = request.config.stash.get(AB_KEY, None)
     if ab is not None and spec in ab:
         request.node.stash[ARM_KEY] = "A" if spec == ab[0] else "B"
-    return Agent(parse_model_spec(spec))
+    cache_dir = request.config.getini("teach_cache_dir") or ".teach/cache"
+    return Agent(
+        parse_model_spec(spec),
+        cache=request.config.getoption("teach_cache"),
+        cache_dir=str(request.config.rootpath / cache_dir),
+    )

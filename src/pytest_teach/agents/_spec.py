@@ -44,6 +44,8 @@ class Agent:
 
     spec: ModelSpec
     seed: int = 0
+    cache: str = "off"  # --teach-cache: off | record | replay
+    cache_dir: str | None = None
 
     @property
     def provider(self) -> str:
