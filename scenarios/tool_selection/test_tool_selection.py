@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_teach.agents import ModelCallError
 from pytest_teach.envs import tool_selection as ts
 
 VALID_ACTIONS = [tool.name for tool in ts.TOOLS]
@@ -27,12 +28,17 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 def test_tool_selection(case: ts.Scenario, planner: ts.ScriptedPlanner, episode) -> None:
-    plan = planner.plan(case)
+    try:
+        plan = planner.plan(case)
+    except ModelCallError as exc:  # the endpoint's fault: recorded as an error, not a label
+        episode.step(case.query, None, error=exc.as_step_error())
+        raise
     episode.step(
         case.query,
         {"tools": plan.tools},
         messages=plan.messages,
         valid_actions=VALID_ACTIONS,
+        error=plan.error,
     )
     episode.metric(
         latency_ms=plan.latency_ms,

@@ -2,8 +2,30 @@
 
 A spec is ``PROVIDER:NAME``. ``scripted`` agents are the deterministic or seeded-noisy baselines
 that ship with each scenario family; each family turns an :class:`Agent` into its own policy.
+``openai:MODEL`` and ``hf:PATH[+ADAPTER]`` specs become :class:`ChatModel` providers through
+:func:`chat_model` (registry :data:`CHAT_PROVIDERS`). Importing this package stays light: the
+``openai`` client, ``torch`` and ``transformers`` load on a provider's first call.
 """
 
+from ._cache import CachedChat
+from ._chat import PROVIDERS as CHAT_PROVIDERS
+from ._chat import ChatModel, Completion, ModelCallError, chat_model
+from ._hf import HFChat
+from ._openai import OpenAIChat
 from ._spec import PROVIDERS, Agent, ModelSpec, ModelSpecError, parse_model_spec
 
-__all__ = ["PROVIDERS", "Agent", "ModelSpec", "ModelSpecError", "parse_model_spec"]
+__all__ = [
+    "CHAT_PROVIDERS",
+    "PROVIDERS",
+    "Agent",
+    "CachedChat",
+    "ChatModel",
+    "Completion",
+    "HFChat",
+    "ModelCallError",
+    "ModelSpec",
+    "ModelSpecError",
+    "OpenAIChat",
+    "chat_model",
+    "parse_model_spec",
+]

@@ -17,6 +17,7 @@ from ._compare import compare_cmd, history_cmd
 from ._export import export_cmd
 from ._feedback import feedback
 from ._report import report_cmd
+from ._serve import serve_model_cmd
 
 __all__ = ["main", "cli"]
 
@@ -98,6 +99,7 @@ cli.add_command(export_cmd)
 cli.add_command(compare_cmd)
 cli.add_command(history_cmd)
 cli.add_command(report_cmd)
+cli.add_command(serve_model_cmd)
 cli.add_command(feedback)
 
 

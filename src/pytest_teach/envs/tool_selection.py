@@ -18,10 +18,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..agents import Agent
+    from ..agents import Agent, ChatModel
 
 __all__ = [
     "SCENARIOS",
@@ -30,6 +31,7 @@ __all__ = [
     "TOOLS_BY_NAME",
     "Check",
     "KeywordPlanner",
+    "LLMPlanner",
     "NoisyPlanner",
     "OraclePlanner",
     "Plan",
@@ -42,6 +44,7 @@ __all__ = [
     "format_plan",
     "generate_scenarios",
     "parse_plan",
+    "planner_for",
     "planner_messages",
     "scripted_planner",
 ]
@@ -732,6 +735,9 @@ class Plan:
     completion_tokens: int
     latency_ms: float
     cost_usd: float
+    #: A structured step error when the reply was unusable, e.g.
+    #: ``{"type": "unparseable_output", "message": ..., "output": text[:500]}``.
+    error: dict[str, Any] | None = None
 
 
 class ScriptedPlanner(ABC):
@@ -870,14 +876,73 @@ def scripted_planner(name: str, seed: int = 0) -> ScriptedPlanner:
     raise ValueError(f"unknown scripted planner {name!r}; valid names: {valid}")
 
 
-def planner_for(agent: Agent) -> ScriptedPlanner:
-    """The planner behind an ``agent`` fixture: ``scripted:NAME`` maps to the scripted planners.
+# --------------------------------------------------------------------------------------------
+# Model-backed planner
+# --------------------------------------------------------------------------------------------
 
-    Other providers raise :class:`ValueError` until a model-backed planner is available.
+
+class LLMPlanner:
+    """A planner backed by a chat model (``openai:`` or ``hf:`` spec).
+
+    It sends :func:`planner_messages`, parses the reply strictly with :func:`parse_plan`, and
+    returns a :class:`Plan`. A reply that doesn't parse gives ``tools == []`` and a
+    ``Plan.error`` of type ``unparseable_output`` (the agent's fault: it fails the scenario).
+    A failed call raises :class:`~pytest_teach.agents.ModelCallError` (infrastructure's fault).
     """
-    if agent.provider != "scripted":
-        raise ValueError(
-            f"tool_selection runs scripted planners only in this version; got {agent}. "
-            f"Use --model scripted:NAME with NAME in {', '.join(SCRIPTED_NAMES)}"
+
+    def __init__(self, chat: ChatModel, *, max_tokens: int = 128, temperature: float = 0.0):
+        self.chat = chat
+        self.name = chat.spec
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+
+    def __repr__(self) -> str:
+        return f"LLMPlanner({self.chat!r})"
+
+    def plan(self, scenario: Scenario) -> Plan:
+        """Ask the model for a plan for ``scenario``.
+
+        Raises:
+            ModelCallError: the model call failed (timeout, server error, cache miss, ...).
+        """
+        prompt = planner_messages(scenario.query)
+        completion = self.chat.complete(
+            prompt, max_tokens=self.max_tokens, temperature=self.temperature
         )
-    return scripted_planner(agent.name, seed=agent.seed)
+        text = completion.text
+        error: dict[str, Any] | None = None
+        try:
+            tools = parse_plan(text.strip())
+        except PlanParseError as exc:
+            tools = []
+            error = {"type": "unparseable_output", "message": str(exc), "output": text[:500]}
+        return Plan(
+            tools=tools,
+            text=text,
+            messages=[*prompt, {"role": "assistant", "content": text}],
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            latency_ms=completion.latency_ms,
+            cost_usd=completion.cost_usd,
+            error=error,
+        )
+
+
+def planner_for(
+    agent: Agent, *, cache: str = "off", cache_dir: str | Path | None = None
+) -> ScriptedPlanner | LLMPlanner:
+    """The planner behind an ``agent`` fixture.
+
+    ``scripted:NAME`` maps to the scripted planners (:func:`scripted_planner`); ``openai:`` and
+    ``hf:`` specs give an :class:`LLMPlanner` over :func:`~pytest_teach.agents.chat_model`,
+    with replies recorded to or replayed from ``cache_dir`` when ``cache`` is ``record`` or
+    ``replay``.
+
+    Raises:
+        ValueError: an unknown scripted name, a bad spec or cache mode, or a missing model dir.
+    """
+    if agent.provider == "scripted":
+        return scripted_planner(agent.name, seed=agent.seed)
+    from ..agents import chat_model
+
+    return LLMPlanner(chat_model(agent.spec, cache=cache, cache_dir=cache_dir))

@@ -1,0 +1,414 @@
+"""Acceptance: `teach serve-model` serves a tiny local model over HTTP, the `openai:` provider
+talks to it through the official client (with retries, timeouts and accounting), and the
+tool_selection scenarios run end to end against it with `--model openai:tiny`.
+
+A small fault-injecting reverse proxy sits in front of the server to produce 5xx, 429 and
+timeouts on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+# Heavy modules are imported here, at module level: pytester restores sys.modules after each
+# test, so a first import inside a pytester test would break later tests in this process.
+openai = pytest.importorskip("openai")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from pytest_teach import open_store  # noqa: E402
+from pytest_teach.agents import ModelCallError, OpenAIChat  # noqa: E402
+from pytest_teach.train.tiny import build_tiny_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "scenarios" / "tool_selection"
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the weather in Paris?"},
+]
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str, timeout: float = 5.0) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def post_json(url: str, body: bytes | dict, timeout: float = 30.0) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+# -- the fault-injecting proxy -----------------------------------------------------------------
+
+
+class FaultProxy:
+    """A reverse proxy on a free 127.0.0.1 port that forwards to ``upstream``, unless told to
+    answer ``status`` for the next ``fail_next`` requests (or for all of them with
+    ``fail_always``), or to ``sleep`` seconds first (then it answers 504 without forwarding)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.lock = threading.Lock()
+        self.reset()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                proxy._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                proxy._handle(self, "POST")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.handle_error = lambda *args: None  # clients that gave up (timeouts)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.fail_next = 0
+            self.fail_always = False
+            self.status = 500
+            self.sleep = 0.0
+            self.requests = 0
+            self.faults = 0
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        with self.lock:
+            self.requests += 1
+            fault = self.fail_always or self.fail_next > 0
+            if self.fail_next > 0:
+                self.fail_next -= 1
+            self.faults += fault
+            status, sleep = self.status, self.sleep
+        if sleep:
+            time.sleep(sleep)
+            fault, status = True, 504
+        if fault:
+            payload = {"error": {"message": f"injected {status}", "type": "server_error"}}
+            self._reply(handler, status, json.dumps(payload).encode())
+            return
+        request = urllib.request.Request(
+            self.upstream + handler.path,
+            data=body if method == "POST" else None,
+            method=method,
+            headers={"Content-Type": handler.headers.get("Content-Type", "application/json")},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                self._reply(handler, response.status, response.read())
+        except urllib.error.HTTPError as exc:
+            self._reply(handler, exc.code, exc.read())
+
+    @staticmethod
+    def _reply(handler: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except OSError:
+            pass  # the client timed out and left
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny random model per module, in a directory named ``tiny`` (its served name)."""
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def serve_command(model_dir: Path, port: int) -> list[str]:
+    """`teach serve-model` through the CLI group if registered, else the command itself."""
+    from pytest_teach.cli import cli
+
+    args = ["serve-model", str(model_dir), "--host", "127.0.0.1", "--port", str(port)]
+    if "serve-model" in cli.commands:
+        return [sys.executable, "-m", "pytest_teach.cli", *args]
+    code = (
+        "import sys; from pytest_teach.cli._serve import serve_model_cmd; "
+        "serve_model_cmd.main(sys.argv[1:], prog_name='teach serve-model')"
+    )
+    return [sys.executable, "-c", code, *args[1:]]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `teach serve-model` process on a free port; yields its /v1 base URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    env = {**os.environ, **OFFLINE}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            serve_command(tiny_dir, port), stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60  # torch + transformers import and a tiny model load
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"serve-model exited with {process.returncode}:\n"
+                            f"{log_path.read_text()}")  # fmt: skip
+            try:
+                status, body = get_json(f"{base}/health", timeout=1)
+                if status == 200 and body.get("status") == "ok":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"serve-model did not answer /health in 60s:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield f"{base}/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def _proxy(server: str) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(server.removesuffix("/v1"))  # the origin: paths pass through as-is
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def proxy(_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> FaultProxy:
+    """The fault proxy, reset, with fast retries for this test."""
+    _proxy.reset()
+    monkeypatch.setenv("TEACH_OPENAI_BACKOFF", "0.01")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("TEACH_OPENAI_TIMEOUT", raising=False)
+    monkeypatch.delenv("TEACH_OPENAI_MAX_RETRIES", raising=False)
+    return _proxy
+
+
+# -- the server and the openai: provider -------------------------------------------------------
+
+
+def test_openai_provider_against_served_model(server: str, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    model = OpenAIChat("tiny", base_url=server)
+    reply = model.complete(MESSAGES, max_tokens=8)
+    assert isinstance(reply.text, str) and reply.text
+    assert reply.prompt_tokens > 0 and 0 < reply.completion_tokens <= 8
+    assert reply.cost_usd == 0.0  # a local model has no price
+    assert reply.latency_ms > 0 and not reply.cached and model.last_attempts == 1
+
+    # the official client sees a standard API
+    client = openai.OpenAI(base_url=server, api_key="local", max_retries=0)
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+    response = client.chat.completions.create(
+        model="tiny", messages=MESSAGES, max_completion_tokens=3
+    )
+    assert response.object == "chat.completion"
+    assert response.choices[0].finish_reason in ("stop", "length")
+    assert response.usage.total_tokens == (
+        response.usage.prompt_tokens + response.usage.completion_tokens
+    )
+    assert response.usage.completion_tokens <= 3
+
+
+def test_server_rejects_bad_requests(server: str) -> None:
+    url = f"{server}/chat/completions"
+    status, body = post_json(url, {"model": "gpt-9", "messages": MESSAGES})
+    assert status == 404 and body["error"]["code"] == "model_not_found"
+    assert "gpt-9" in body["error"]["message"]
+    status, body = post_json(url, {"model": "tiny", "messages": MESSAGES, "stream": True})
+    assert status == 400 and "stream" in body["error"]["message"]
+    status, body = post_json(url, b'{"model": "tiny", "messages": [')
+    assert status == 400 and "malformed JSON" in body["error"]["message"]
+    status, body = post_json(url, {"model": "tiny", "messages": [], "max_tokens": 0})
+    assert status in (400, 422) and "messages" in body["error"]["message"]
+    assert body["error"]["type"] == "invalid_request_error"
+
+    with pytest.raises(ModelCallError) as info:  # the provider maps a 404 to bad_request
+        OpenAIChat("gpt-9", base_url=server, max_retries=3).complete(MESSAGES)
+    assert info.value.kind == "bad_request" and "HTTP 404" in str(info.value)
+
+
+def test_server_error_is_retried(proxy: FaultProxy) -> None:
+    proxy.fail_next = 1
+    model = OpenAIChat("tiny", base_url=proxy.url)
+    reply = model.complete(MESSAGES, max_tokens=4)
+    assert reply.text and reply.completion_tokens > 0
+    assert model.last_attempts == 2 and proxy.faults == 1 and proxy.requests == 2
+
+
+def test_persistent_server_error(proxy: FaultProxy) -> None:
+    proxy.fail_always = True
+    model = OpenAIChat("tiny", base_url=proxy.url)
+    with pytest.raises(ModelCallError) as info:
+        model.complete(MESSAGES, max_tokens=4)
+    assert info.value.kind == "server_error"
+    assert "HTTP 500" in str(info.value) and "after 4 attempts" in str(info.value)
+    assert model.last_attempts == 4 and proxy.requests == 4  # 1 try + 3 retries (default)
+
+
+def test_rate_limit_is_retried_then_reported(proxy: FaultProxy, monkeypatch) -> None:
+    proxy.fail_next, proxy.status = 2, 429
+    monkeypatch.setenv("TEACH_OPENAI_MAX_RETRIES", "1")
+    model = OpenAIChat("tiny", base_url=proxy.url)
+    with pytest.raises(ModelCallError) as info:
+        model.complete(MESSAGES, max_tokens=4)
+    assert info.value.kind == "rate_limited" and proxy.requests == 2
+    assert model.complete(MESSAGES, max_tokens=4).text  # the limit is over
+
+
+def test_timeout(proxy: FaultProxy, monkeypatch) -> None:
+    proxy.sleep = 3.0
+    monkeypatch.setenv("TEACH_OPENAI_TIMEOUT", "1")
+    model = OpenAIChat("tiny", base_url=proxy.url)
+    start = time.monotonic()
+    with pytest.raises(ModelCallError) as info:
+        model.complete(MESSAGES, max_tokens=4)
+    elapsed = time.monotonic() - start
+    assert info.value.kind == "timeout" and "within 1s" in str(info.value)
+    assert model.last_attempts == 2  # a timeout is retried once, not max_retries times
+    assert elapsed < 4.0
+
+
+def test_connection_refused(monkeypatch) -> None:
+    monkeypatch.setenv("TEACH_OPENAI_BACKOFF", "0.01")
+    model = OpenAIChat("tiny", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=2)
+    with pytest.raises(ModelCallError) as info:
+        model.complete(MESSAGES)
+    assert info.value.kind == "connection" and model.last_attempts == 3
+
+
+def test_serve_model_cli_errors(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pytest_teach.cli._serve import serve_model_cmd
+
+    runner = CliRunner()
+    result = runner.invoke(
+        serve_model_cmd, [str(tmp_path / "missing")], prog_name="teach serve-model"
+    )
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "does not exist" in lines[0], result.output
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    result = runner.invoke(serve_model_cmd, [str(tmp_path / "broken")])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "cannot load model" in lines[0], result.output
+    assert runner.invoke(serve_model_cmd, ["--help"]).exit_code == 0
+
+
+# -- scenarios end to end ----------------------------------------------------------------------
+
+
+def run_scenarios(pytester: pytest.Pytester, db: Path, keyword: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        str(SCENARIOS), "-k", keyword, "--collect-training-data", "--teach-db", str(db),
+        "--model", "openai:tiny", "-p", "no:cacheprovider", "-q",
+    )  # fmt: skip
+
+
+def test_tool_selection_against_served_model(
+    pytester: pytest.Pytester, proxy: FaultProxy, monkeypatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", proxy.url)
+    db = pytester.path / "experience.db"
+    result = run_scenarios(pytester, db, "weather-001 or weather-002")
+    result.assert_outcomes(failed=2)  # the random tiny model's replies don't parse: agent fails
+    episodes = list(open_store(db).episodes())
+    assert len(episodes) == 2
+    for episode in episodes:
+        assert episode.model == "openai:tiny"
+        assert episode.outcome == "intervention" and episode.label == 1
+        assert episode.metrics["prompt_tokens"] > 0 and episode.metrics["completion_tokens"] > 0
+        assert episode.metrics["cost_usd"] == 0.0 and episode.metrics["latency_ms"] > 0
+        (step,) = episode.steps
+        assert step.error["type"] == "unparseable_output"
+        assert step.action == {"tools": []}
+        assert step.messages[-1]["role"] == "assistant"
+        assert step.messages[-1]["content"][:500] == step.error["output"]
+    assert proxy.requests == 2
+
+
+def test_tool_selection_server_errors_are_infrastructure(
+    pytester: pytest.Pytester, proxy: FaultProxy, monkeypatch
+) -> None:
+    proxy.fail_always = True
+    monkeypatch.setenv("OPENAI_BASE_URL", proxy.url)
+    monkeypatch.setenv("TEACH_OPENAI_MAX_RETRIES", "1")
+    db = pytester.path / "experience.db"
+    result = run_scenarios(pytester, db, "weather-001 or weather-002")
+    result.assert_outcomes(failed=2)
+    episodes = list(open_store(db).episodes())
+    assert [e.outcome for e in episodes] == ["error", "error"]
+    for episode in episodes:
+        assert episode.label is None
+        (step,) = episode.steps
+        assert step.error["type"] == "model_server_error" and "HTTP 500" in step.error["message"]
+    assert proxy.requests == 4  # two scenarios, one retry each
+
+
+def test_tool_selection_timeout_is_infrastructure(
+    pytester: pytest.Pytester, proxy: FaultProxy, monkeypatch
+) -> None:
+    proxy.sleep = 3.0
+    monkeypatch.setenv("OPENAI_BASE_URL", proxy.url)
+    monkeypatch.setenv("TEACH_OPENAI_TIMEOUT", "1")
+    db = pytester.path / "experience.db"
+    result = run_scenarios(pytester, db, "weather-001")
+    result.assert_outcomes(failed=1)
+    (episode,) = open_store(db).episodes()
+    assert episode.outcome == "error" and episode.label is None
+    assert episode.steps[0].error["type"] == "model_timeout"
