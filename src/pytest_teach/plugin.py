@@ -77,7 +77,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record model calls keyed on model, messages and parameters, or replay them "
         "(deterministic, free reruns); stored under .teach/cache (ini: teach_cache_dir)",
     )
+    group.addoption(
+        "--teacher",
+        metavar="SPEC",
+        default=None,
+        help="the `teacher` fixture: oracle (the family's expert, default) or a model spec "
+        "(openai:MODEL, hf:PATH); ini: teach_teacher",
+    )
     parser.addini("teach_db", "pytest-teach experience store path, relative to the rootdir")
+    parser.addini("teach_teacher", "the `teacher` fixture's spec (oracle)")
     parser.addini("teach_cache_dir", "where --teach-cache keeps model calls (.teach/cache)")
     parser.addini("teach_chromium", "the Chromium executable for browser scenarios")
     parser.addini("teach_model", "default model spec for the `agent` fixture")
@@ -183,3 +191,16 @@ def agent(request: pytest.FixtureRequest) -> Agent:
         cache=request.config.getoption("teach_cache"),
         cache_dir=str(request.config.rootpath / cache_dir),
     )
+
+
+@pytest.fixture
+def teacher(request: pytest.FixtureRequest, agent: Agent) -> Any:
+    """The teacher (``--teacher``): ``advise(observation, valid_actions, student_action,
+    family=..., context=...)`` returns a validated suggestion and a diagnosis."""
+    from .teacher import make_teacher
+
+    spec = request.config.getoption("teacher") or request.config.getini("teach_teacher") or "oracle"
+    try:
+        return make_teacher(spec, cache=agent.cache, cache_dir=agent.cache_dir)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--teacher: {exc}") from None

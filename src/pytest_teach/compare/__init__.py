@@ -9,7 +9,7 @@ from ._compare import (
     compare,
     summarize,
 )
-from ._history import METRICS, HistoryPoint, history
+from ._history import METRICS, History, HistoryPoint, history
 from ._render import render_comparison
 from ._stats import bootstrap_mean_diff_ci, linear_slope, mcnemar_exact, percentile
 
@@ -18,6 +18,7 @@ __all__ = [
     "METRICS",
     "REJECT",
     "Comparison",
+    "History",
     "HistoryPoint",
     "ModelSummary",
     "Thresholds",

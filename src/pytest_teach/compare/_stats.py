@@ -54,12 +54,8 @@ def bootstrap_mean_diff_ci(
     if n == 1:
         return (diffs[0], diffs[0])
     rng = random.Random(seed)
-    means = []
-    for _ in range(resamples):
-        total = 0.0
-        for _ in range(n):
-            total += diffs[rng.randrange(n)]
-        means.append(total / n)
+    values = list(diffs)
+    means = [sum(rng.choices(values, k=n)) / n for _ in range(resamples)]
     alpha = (1 - level) / 2 * 100
     low = percentile(means, alpha)
     high = percentile(means, 100 - alpha)

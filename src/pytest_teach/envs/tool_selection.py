@@ -946,3 +946,19 @@ def planner_for(
     from ..agents import chat_model
 
     return LLMPlanner(chat_model(agent.spec, cache=cache, cache_dir=cache_dir))
+
+
+def _teacher_oracle(
+    scenario: Scenario, observation: object, valid_actions: Sequence[object]
+) -> tuple[list[str], str]:
+    """The offline teacher for this family: the expected tools, and what the student missed."""
+    return list(scenario.expected), f"The query needs {', '.join(scenario.expected)}."
+
+
+def _register_teacher() -> None:
+    from ..teacher import register_oracle
+
+    register_oracle("tool_selection", _teacher_oracle)
+
+
+_register_teacher()
