@@ -21,7 +21,10 @@ from ._collector import (
 )
 from ._run import DEFAULT_REPORT, RunResults, report_path
 from .agents import Agent, ModelSpecError, parse_model_spec
+from .envs.browser.fixtures import browser, browser_page, site
 from .recorder import EpisodeRecorder
+
+__all__ = ["agent", "browser", "browser_page", "episode", "site", "teacher"]
 
 DEFAULT_MODEL = "scripted:oracle"
 COLLECTOR_NAME = "teach-collector"

@@ -16,6 +16,7 @@ from ._common import DB_OPTION, TeachGroup, open_db
 from ._compare import compare_cmd, history_cmd
 from ._export import export_cmd
 from ._feedback import feedback
+from ._record import record_cmd
 from ._report import report_cmd
 from ._serve import serve_model_cmd
 
@@ -99,6 +100,7 @@ cli.add_command(export_cmd)
 cli.add_command(compare_cmd)
 cli.add_command(history_cmd)
 cli.add_command(report_cmd)
+cli.add_command(record_cmd)
 cli.add_command(serve_model_cmd)
 cli.add_command(feedback)
 
