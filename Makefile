@@ -28,14 +28,15 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	@mkdir -p .teach reports
-	@echo "== tool_selection under $(DEMO_MODEL): failures are the interventions we want to record"
-	$(PY) -m pytest scenarios/tool_selection -q -p no:cacheprovider -n 2 --tb=no -rN \
-	    --collect-training-data --teach-db $(DEMO_DB) --model $(DEMO_MODEL) || test $$? -eq 1
+	@echo "== tool_selection + browser under $(DEMO_MODEL): failures are the interventions we record"
+	$(PY) -m pytest scenarios/tool_selection scenarios/browser -q -p no:cacheprovider -n 2 \
+	    --tb=no -rN --collect-training-data --teach-db $(DEMO_DB) --model $(DEMO_MODEL) \
+	    || test $$? -eq 1
 	$(TEACH) stats --db $(DEMO_DB) --top 5
-	@echo "== A/B: scripted:keyword (A, baseline) against scripted:oracle (B, candidate), with the report"
-	$(PY) -m pytest scenarios/tool_selection -q -p no:cacheprovider -n 2 --tb=no -rN \
-	    --collect-training-data --teach-db $(DEMO_DB) \
-	    --ab scripted:keyword,scripted:oracle --ab-gate --teach-report $(DEMO_REPORT) \
+	@echo "== A/B: $(DEMO_MODEL) (A, baseline) against scripted:oracle (B, candidate), with the report"
+	$(PY) -m pytest scenarios/tool_selection scenarios/browser -q -p no:cacheprovider -n 2 \
+	    --tb=no -rN --collect-training-data --teach-db $(DEMO_DB) \
+	    --ab $(DEMO_MODEL),scripted:oracle --ab-gate --teach-report $(DEMO_REPORT) \
 	    || test $$? -eq 1
 	@echo "next: $(TEACH) export --db $(DEMO_DB) --format openai -o reports/demo-sft.jsonl"
 	@echo "      open $(DEMO_REPORT)"

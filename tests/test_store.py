@@ -38,14 +38,15 @@ def test_old_store_is_migrated_in_place(tmp_path: Path, monkeypatch: pytest.Monk
     store = open_store(path, create=True)
     kept = _write(store, "kept", "success")
     store.close()
+    nxt = _schema.SCHEMA_VERSION + 1
     upgraded = {
         **_schema.MIGRATIONS,
-        2: ("ALTER TABLE steps ADD COLUMN intervention_prob REAL",),
+        nxt: ("ALTER TABLE steps ADD COLUMN intervention_prob REAL",),
     }
     monkeypatch.setattr(_store, "MIGRATIONS", upgraded)
-    monkeypatch.setattr(_store, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(_store, "SCHEMA_VERSION", nxt)
     store = open_store(path)
-    assert store.schema_version == 2
+    assert store.schema_version == nxt
     assert [e.id for e in store.episodes()] == [kept], "history survives the migration"
     cols = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(steps)")]
     assert "intervention_prob" in cols
@@ -58,14 +59,15 @@ def test_failed_migration_leaves_the_store_as_it_was(
     store = open_store(path, create=True)
     _write(store, "kept", "success")
     store.close()
-    broken = {**_schema.MIGRATIONS, 2: ("ALTER TABLE steps ADD COLUMN x REAL", "NOT SQL")}
+    nxt = _schema.SCHEMA_VERSION + 1
+    broken = {**_schema.MIGRATIONS, nxt: ("ALTER TABLE steps ADD COLUMN x REAL", "NOT SQL")}
     monkeypatch.setattr(_store, "MIGRATIONS", broken)
-    monkeypatch.setattr(_store, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(_store, "SCHEMA_VERSION", nxt)
     with pytest.raises(StoreError, match="could not migrate .* left unchanged"):
         open_store(path)
     monkeypatch.undo()
     store = open_store(path)
-    assert store.schema_version == 1 and store.count() == 1
+    assert store.schema_version == _schema.SCHEMA_VERSION and store.count() == 1
     cols = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(steps)")]
     assert "x" not in cols
 

@@ -96,6 +96,56 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (episode_id, name)
         )""",
     ),
+    2: (
+        # the improvement pipeline (pytest_teach.pipeline): a job turns a scope of the store into
+        # training data, training runs on a trainer service fine-tune on it, and registered
+        # models are the specialists those runs produced
+        """CREATE TABLE improvement_jobs (
+            id TEXT PRIMARY KEY,
+            agent TEXT NOT NULL,
+            scope TEXT NOT NULL DEFAULT '{}',
+            strategy TEXT NOT NULL CHECK (strategy IN ('from_feedback', 'from_runs')),
+            status TEXT NOT NULL CHECK (status IN ('created', 'data_ready', 'training',
+                'trained', 'registered', 'failed', 'cancelled')),
+            dataset_path TEXT,
+            labeled_path TEXT,
+            stats TEXT NOT NULL DEFAULT '{}',
+            note TEXT,
+            error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE training_runs (
+            run_id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES improvement_jobs(id) ON DELETE CASCADE,
+            trainer_url TEXT NOT NULL,
+            backend TEXT,
+            dataset_ref TEXT NOT NULL,
+            base_model TEXT,
+            params TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+            output_model_ref TEXT,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX training_runs_job ON training_runs(job_id)",
+        """CREATE TABLE registered_models (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            spec TEXT,
+            base_model TEXT,
+            job_id TEXT REFERENCES improvement_jobs(id) ON DELETE SET NULL,
+            run_id TEXT REFERENCES training_runs(run_id) ON DELETE SET NULL,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX registered_models_agent ON registered_models(agent, created_at)",
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -200,6 +200,24 @@ class Store:
         self.close()
 
     @property
+    def conn(self) -> sqlite3.Connection:
+        """The open SQLite connection (autocommit), for subpackages that own tables of their own
+        (``pytest_teach.pipeline``). Group several writes with :meth:`transaction`."""
+        return self._conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; everything is rolled back if the block raises."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @property
     def schema_version(self) -> int:
         """The schema version of this store."""
         return self._schema_version() or 0
