@@ -412,3 +412,42 @@ def test_tool_selection_timeout_is_infrastructure(
     (episode,) = open_store(db).episodes()
     assert episode.outcome == "error" and episode.label is None
     assert episode.steps[0].error["type"] == "model_timeout"
+
+
+def test_teach_cache_records_then_replays_without_a_server(
+    pytester: pytest.Pytester, proxy: FaultProxy, monkeypatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", proxy.url)
+    cache = pytester.path / "calls"
+    first = pytester.path / "first.db"
+    pytester.runpytest_subprocess(
+        str(SCENARIOS), "-k", "weather-001 or weather-002", "--collect-training-data",
+        "--teach-db", str(first), "--model", "openai:tiny", "--teach-cache", "record",
+        "-o", f"teach_cache_dir={cache}", "-p", "no:cacheprovider", "-q",
+    ).assert_outcomes(failed=2)  # fmt: skip
+    assert len(list(cache.rglob("*.json"))) == 2, "one cached call per scenario"
+    assert proxy.requests == 2
+    # replay: the server is unreachable, and the answers come from the cache, identical
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
+    second = pytester.path / "second.db"
+    result = pytester.runpytest_subprocess(
+        str(SCENARIOS), "-k", "weather-001 or weather-002", "--collect-training-data",
+        "--teach-db", str(second), "--model", "openai:tiny", "--teach-cache", "replay",
+        "-o", f"teach_cache_dir={cache}", "-p", "no:cacheprovider", "-q",
+    )  # fmt: skip
+    result.assert_outcomes(failed=2)
+    before = {e.scenario: e.steps[0].messages[-1] for e in open_store(first).episodes()}
+    after = {e.scenario: e.steps[0].messages[-1] for e in open_store(second).episodes()}
+    assert before == after and all(
+        e.outcome == "intervention" for e in open_store(second).episodes()
+    )
+    assert proxy.requests == 2, "replay made no model call"
+    # a miss in replay is an infrastructure error naming the key
+    third = pytester.path / "third.db"
+    pytester.runpytest_subprocess(
+        str(SCENARIOS), "-k", "weather-003", "--collect-training-data", "--teach-db", str(third),
+        "--model", "openai:tiny", "--teach-cache", "replay", "-o", f"teach_cache_dir={cache}",
+        "-p", "no:cacheprovider", "-q",
+    )  # fmt: skip
+    (missed,) = open_store(third).episodes()
+    assert missed.outcome == "error" and missed.steps[0].error["type"] == "model_cache_miss"

@@ -9,6 +9,7 @@ is ever stored twice, and a half-written last line (the test in flight) is dropp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -66,6 +67,8 @@ class Journal:
         """Close and remove the journal (call after the last commit)."""
         os.close(self._fd)
         self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # other processes may still have journals there
+            self.path.parent.rmdir()
 
 
 def _pid_alive(pid: int) -> bool:
