@@ -23,8 +23,9 @@ from ._run import DEFAULT_REPORT, RunResults, report_path
 from .agents import Agent, ModelSpecError, parse_model_spec
 from .envs.browser.fixtures import browser, browser_page, site
 from .recorder import EpisodeRecorder
+from .trainer._pytest import add_trainer_options, configure_trainer, trainer
 
-__all__ = ["agent", "browser", "browser_page", "episode", "site", "teacher"]
+__all__ = ["agent", "browser", "browser_page", "episode", "site", "teacher", "trainer"]
 
 DEFAULT_MODEL = "scripted:oracle"
 COLLECTOR_NAME = "teach-collector"
@@ -87,6 +88,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the `teacher` fixture: oracle (the family's expert, default) or a model spec "
         "(openai:MODEL, hf:PATH); ini: teach_teacher",
     )
+    add_trainer_options(group)
     parser.addini("teach_db", "pytest-teach experience store path, relative to the rootdir")
     parser.addini("teach_teacher", "the `teacher` fixture's spec (oracle)")
     parser.addini("teach_cache_dir", "where --teach-cache keeps model calls (.teach/cache)")
@@ -123,6 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "e2e_trainer: end-to-end test against the trainer service; skipped when none answers",
     )
+    configure_trainer(config)
     try:
         spec = parse_model_spec(model_spec(config))
     except ModelSpecError as exc:

@@ -16,9 +16,12 @@ from ._common import DB_OPTION, TeachGroup, open_db
 from ._compare import compare_cmd, history_cmd
 from ._export import export_cmd
 from ._feedback import feedback
+from ._model import model, models
+from ._pipeline import pipeline
 from ._record import record_cmd
 from ._report import report_cmd
 from ._serve import serve_model_cmd
+from ._trainer import trainer
 
 __all__ = ["main", "cli"]
 
@@ -102,6 +105,10 @@ cli.add_command(history_cmd)
 cli.add_command(report_cmd)
 cli.add_command(record_cmd)
 cli.add_command(serve_model_cmd)
+cli.add_command(trainer)
+cli.add_command(model)
+cli.add_command(models)
+cli.add_command(pipeline)
 cli.add_command(feedback)
 
 

@@ -1,0 +1,209 @@
+"""``teach model init-tiny`` (a tiny local model, built offline) and ``teach model list`` (the
+registered specialists; also ``teach models list``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..store import Store
+from ._common import DB_OPTION, TeachGroup, fail, open_db
+
+#: At most this many texts train the tokenizer (``--from-store``, ``--corpus``).
+MAX_TEXTS = 50_000
+
+
+@click.group("model", cls=TeachGroup)
+def model() -> None:
+    """Local models: build a tiny one offline, list the registered specialists."""
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        if value:
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def corpus_from_file(path: str) -> list[str]:
+    """Texts from a corpus file: every string of every line of a ``.jsonl`` file, else every
+    non-empty line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--corpus {p}: cannot read it ({exc})") from None
+    texts: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if p.suffix == ".jsonl":
+            try:
+                texts.extend(_strings(json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--corpus {p} line {number}: not JSON ({exc.msg})") from None
+        else:
+            texts.append(line)
+        if len(texts) >= MAX_TEXTS:
+            break
+    if not texts:
+        raise ValueError(f"--corpus {p} has no text")
+    return texts[:MAX_TEXTS]
+
+
+def corpus_from_store(store: Store) -> list[str]:
+    """Texts of the store: observations, actions and chat turns of every step, and failure
+    reasons."""
+    from ..export import text_of
+
+    texts: list[str] = []
+    for episode in store.episodes():
+        for step in episode.steps:
+            for value in (step.observation, step.action):
+                if value is not None:
+                    texts.append(text_of(value))
+            for message in step.messages or []:
+                content = message.get("content")
+                if isinstance(content, str) and content:
+                    texts.append(content)
+        if episode.label_reason:
+            texts.append(episode.label_reason)
+        if len(texts) >= MAX_TEXTS:
+            break
+    return [t for t in texts if t][:MAX_TEXTS]
+
+
+@model.command("init-tiny")
+@click.option("--out", required=True, metavar="DIR", help="the model directory to write")
+@click.option("--corpus", metavar="FILE", help="train the tokenizer on this text or .jsonl file")
+@click.option(
+    "--from-store", is_flag=True, help="train the tokenizer on the texts of the store (--db)"
+)
+@DB_OPTION
+@click.option("--vocab-size", default=512, show_default=True, type=click.IntRange(min=259))
+@click.option("--hidden-size", default=64, show_default=True, type=click.IntRange(min=2))
+@click.option("--layers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--heads", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="replace DIR if it exists and is not empty")
+def init_tiny(
+    out: str,
+    corpus: str | None,
+    from_store: bool,
+    db: str,
+    vocab_size: int,
+    hidden_size: int,
+    layers: int,
+    heads: int,
+    seed: int,
+    force: bool,
+) -> None:
+    """Build a tiny random causal LM (Qwen2) and its byte-level BPE tokenizer, fully offline.
+
+    The tokenizer has a ChatML chat template with generation markers, so TRL can train on
+    assistant turns only. The result loads with AutoModelForCausalLM/AutoTokenizer
+    .from_pretrained(DIR) and as --model hf:DIR. Nothing is downloaded.
+    """
+    if corpus and from_store:
+        fail("--corpus and --from-store exclude each other: give one")
+    target = Path(out).expanduser()
+    if target.exists() and not target.is_dir():
+        fail(f"--out {target} exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        fail(f"--out {target} exists and is not empty; pass --force to replace it")
+    texts: list[str] | None = None
+    source = "the built-in corpus"
+    if corpus:
+        texts = corpus_from_file(corpus)
+        source = f"{len(texts)} texts from {corpus}"
+    elif from_store:
+        with open_db(db) as store:
+            texts = corpus_from_store(store)
+        if not texts:
+            fail(f"the store {db} has no texts to train a tokenizer on; record some episodes")
+        source = f"{len(texts)} texts from the store {db}"
+    try:
+        from ..train.tiny import build_tiny_model
+    except ImportError as exc:  # pragma: no cover - the train extra is missing
+        fail(f"building a model needs torch, transformers and tokenizers ({exc})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build_tiny_model(
+            tmp,
+            texts,
+            vocab_size=vocab_size,
+            hidden_size=hidden_size,
+            num_layers=layers,
+            num_heads=heads,
+            seed=seed,
+        )
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    config = json.loads((target / "config.json").read_text(encoding="utf-8"))
+    click.echo(
+        f"wrote a tiny {config.get('model_type', 'model')} to {target} "
+        f"(vocab {config.get('vocab_size')}, hidden {config.get('hidden_size')}, "
+        f"{config.get('num_hidden_layers')} layers; tokenizer from {source}); "
+        f"use it as --model hf:{target}"
+    )
+
+
+@click.command("list", cls=TeachGroup.command_class)
+@DB_OPTION
+@click.option("--agent", metavar="NAME", help="only this agent's specialists")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def list_models_cmd(db: str, agent: str | None, as_json: bool) -> None:
+    """The registered specialist models, newest first, with the --model spec for each."""
+    from ..pipeline import list_specialist_models
+
+    with open_db(db) as store:
+        models = list_specialist_models(store, agent=agent)
+    if as_json:
+        click.echo(json.dumps([vars(m) for m in models], indent=2, ensure_ascii=False))
+        return
+    if not models:
+        click.echo(
+            "no registered models"
+            + (f" for agent {agent!r}" if agent else "")
+            + "; register one with `teach pipeline register --run RUN`"
+        )
+        return
+    for m in models:
+        when = datetime.fromtimestamp(m.created_at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+        loss = m.metrics.get("loss")
+        parts = [m.name, m.agent, when, m.kind, m.spec or m.path]
+        if isinstance(loss, (int, float)):
+            parts.append(f"loss={loss:.4f}")
+        click.echo("  ".join(parts))
+
+
+model.add_command(list_models_cmd)
+
+
+@click.group("models", cls=TeachGroup)
+def models() -> None:
+    """The registered specialist models (same as `teach model list`)."""
+
+
+models.add_command(list_models_cmd)

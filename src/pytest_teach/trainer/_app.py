@@ -1,0 +1,530 @@
+"""The trainer service: a FastAPI app around a :class:`TrainerService` (run table + dispatcher).
+
+Endpoints (OpenAPI at ``/openapi.json``):
+
+- ``GET /health``: 200 with the backend, the version, the worker's state, the data dir and the
+  run counts.
+- ``POST /train``: queue a run; 202 with its status. 422 names the bad field, 400 for a
+  ``datasetRef`` or ``baseModel`` that can't be used (outside the data dir, missing), 409 for a
+  ``runId`` that exists, 401 without the bearer token when ``TEACH_TRAINER_TOKEN`` is set.
+- ``GET /status/{runId}``: the run; 404 when unknown.
+- ``GET /runs``: the latest runs, newest first.
+
+Every error body is ``{"error": message, "code": code, "field": name-or-null}`` (422 adds
+``errors``, one per field).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ._backends import BACKENDS, check_base_model
+from ._runs import DuplicateRunError, RunTable
+from ._worker import Dispatcher
+
+__all__ = ["TrainerService", "TrainerServiceError", "create_app", "resolve_dataset", "serve"]
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+JOB_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+TOKEN_ENV = "TEACH_TRAINER_TOKEN"
+FAULTS_ENV = "TEACH_TRAINER_FAULTS"
+
+
+class TrainerServiceError(Exception):
+    """The service can't start (data dir in use, unknown backend...); the message says why."""
+
+
+class BadRequest(Exception):
+    """A request that is well-formed but can't be served (400)."""
+
+    def __init__(self, message: str, field: str | None = None, code: str = "bad_request"):
+        super().__init__(message)
+        self.field = field
+        self.code = code
+
+
+# -- the request and response models ---------------------------------------------------------
+
+
+class TrainParams(BaseModel):
+    """Training parameters. Unknown names are refused (422 naming them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_steps: int = Field(1, ge=1, le=100_000, description="optimiser steps")
+    learning_rate: float = Field(2e-4, gt=0, le=1, allow_inf_nan=False)
+    batch_size: int = Field(4, ge=1, le=1024, description="rows per step")
+    max_length: int = Field(2048, ge=16, le=131_072, description="longest tokenized row")
+    lora: bool = Field(True, description="train a LoRA adapter (sft) instead of every weight")
+    lora_r: int = Field(8, ge=1, le=1024, description="LoRA rank")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    delay_s: float = Field(
+        0.0, ge=0, le=3600, allow_inf_nan=False, description="stub backend: time to spend"
+    )
+    crash: Literal["raise", "exit"] | None = Field(
+        None,
+        description="fault injection: make the worker raise or exit at the first step; "
+        f"refused unless the service runs with {FAULTS_ENV}=1",
+    )
+
+
+class TrainRequest(BaseModel):
+    """The body of ``POST /train``. Unknown fields are refused (422 naming them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    jobId: str = Field(pattern=JOB_ID_PATTERN, description="the improvement job this run is for")
+    datasetRef: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="the chat JSONL to train on: a path inside the trainer's data dir "
+        "(relative to it, or absolute)",
+    )
+    runId: str = Field(pattern=RUN_ID_PATTERN, description="the caller's id for this run; unique")
+    baseModel: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="a model directory or hub id; default: the tiny local model",
+    )
+    params: TrainParams = Field(default_factory=TrainParams)
+
+
+class Metrics(BaseModel):
+    """What a run measured (more keys may appear, depending on the backend)."""
+
+    model_config = ConfigDict(extra="allow")
+    loss: float | None = None
+    steps: int | None = None
+    seconds: float | None = None
+
+
+class RunStatus(BaseModel):
+    """A run: ``pending``, ``running``, ``completed`` or ``failed``."""
+
+    runId: str
+    jobId: str
+    status: Literal["pending", "running", "completed", "failed"]
+    backend: str
+    datasetRef: str
+    baseModel: str | None
+    params: dict[str, Any]
+    outputModelRef: str | None
+    metrics: Metrics
+    error: str | None
+    createdAt: str
+    startedAt: str | None
+    finishedAt: str | None
+    updatedAt: str
+
+
+class RunList(BaseModel):
+    """Runs, newest first."""
+
+    runs: list[RunStatus]
+
+
+class Health(BaseModel):
+    """The service is up."""
+
+    status: Literal["ok"]
+    backend: str
+    version: str
+    worker: Literal["starting", "ready", "busy", "down"]
+    dataDir: str
+    runs: dict[str, int]
+    auth: bool
+    startedAt: str
+
+
+class FieldError(BaseModel):
+    """One invalid field."""
+
+    field: str | None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    error: str
+    code: str
+    field: str | None = None
+    errors: list[FieldError] | None = None
+
+
+def _err(status: int, message: str, code: str, field: str | None = None, **extra: Any) -> Any:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {"error": message, "code": code, "field": field, **extra}
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+# -- the service -----------------------------------------------------------------------------
+
+
+def resolve_dataset(data_dir: Path, ref: str) -> Path:
+    """The file ``datasetRef`` names, which must lie inside ``data_dir``.
+
+    Relative refs are taken from the data dir; symlinks and ``..`` are resolved before the check,
+    so nothing outside it can be reached.
+
+    Raises:
+        BadRequest: outside the data dir, missing, not a regular file, or not a usable path.
+    """
+    if "\x00" in ref:
+        raise BadRequest("datasetRef contains a NUL character", "datasetRef", "bad_dataset_ref")
+    root = data_dir.resolve()
+    candidate = Path(ref).expanduser() if ref.startswith("~") else Path(ref)
+    if not candidate.is_absolute():
+        candidate = root / candidate
+    try:
+        resolved = candidate.resolve()
+        inside = resolved.is_relative_to(root)
+        exists, is_file = resolved.exists(), resolved.is_file()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise BadRequest(
+            f"datasetRef {ref!r} is not a usable path ({exc})", "datasetRef", "bad_dataset_ref"
+        ) from None
+    if not inside:
+        raise BadRequest(
+            f"datasetRef {ref!r} is outside the trainer's data dir {root}; "
+            "write the dataset into the data dir and pass its path relative to it",
+            "datasetRef",
+            "dataset_outside_data_dir",
+        )
+    if not exists:
+        raise BadRequest(
+            f"datasetRef {ref!r}: no such file in the trainer's data dir {root}",
+            "datasetRef",
+            "dataset_not_found",
+        )
+    if not is_file:
+        raise BadRequest(
+            f"datasetRef {ref!r} is not a regular file", "datasetRef", "dataset_not_found"
+        )
+    return resolved
+
+
+class TrainerService:
+    """The trainer's state: the data dir (locked to this process), the run table and the
+    dispatcher. :meth:`start` starts the worker, :meth:`close` stops everything."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        backend: str = "stub",
+        *,
+        token: str | None = None,
+        allow_faults: bool = False,
+        run_timeout: float | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise TrainerServiceError(
+                f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / "datasets").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise TrainerServiceError(
+                f"cannot create the data dir {self.data_dir}: {exc}"
+            ) from None
+        self.backend = backend
+        self.token = token or None
+        self.allow_faults = allow_faults
+        self._lock_file: Any = None
+        self._lock()
+        self.runs = RunTable(self.data_dir / "trainer.db")
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        self.recovered = self.runs.recover(
+            "the trainer service stopped while this run was in flight (found on restart at "
+            f"{self.started_at}); submit it again with a new runId"
+        )
+        self.dispatcher = Dispatcher(self.runs, backend, self.data_dir, run_timeout=run_timeout)
+        self._started = False
+        self._closed = False
+
+    def _lock(self) -> None:
+        path = self.data_dir / "trainer.lock"
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no cross-process guard
+            return
+        handle = open(path, "a+")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise TrainerServiceError(
+                f"the data dir {self.data_dir} is in use by another trainer ({owner}); "
+                "stop it or pass another --data-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def start(self) -> None:
+        """Start the worker and the dispatch loop (idempotent)."""
+        if not self._started:
+            self._started = True
+            self.dispatcher.start()
+
+    def close(self) -> None:
+        """Fail the run in flight, stop the worker, close the table, release the data dir."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._started:
+            self.dispatcher.stop()
+        self.runs.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def check_token(self, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+        """``None`` when the request may post, else why not."""
+        if self.token is None:
+            return None
+        if credentials is None or not credentials.credentials:
+            return f"missing bearer token: send Authorization: Bearer <{TOKEN_ENV}>"
+        if not hmac.compare_digest(credentials.credentials.encode(), self.token.encode()):
+            return "wrong bearer token"
+        return None
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "datasetRef or baseModel can't be used"},
+    401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
+    409: {"model": ErrorBody, "description": "a run with this runId exists"},
+    422: {"model": ErrorBody, "description": "malformed body; the field is named"},
+}
+
+_bearer = HTTPBearer(auto_error=False, description=f"the service's {TOKEN_ENV}, when it is set")
+
+
+class _Unauthorized(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def create_app(service: TrainerService) -> FastAPI:
+    """The FastAPI app serving ``service``; its lifespan starts and closes the service."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(
+        title="pytest-teach trainer",
+        version=__version__,
+        description=__doc__,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Any:
+        errors: list[dict[str, Any]] = []
+        for err in exc.errors():
+            if err.get("type") == "json_invalid":
+                detail = (err.get("ctx") or {}).get("error", "JSON decode error")
+                return _err(422, f"malformed JSON body: {detail}", "malformed_json")
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            name = ".".join(loc) or None
+            errors.append({"field": name, "message": str(err.get("msg", "invalid"))})
+        first = errors[0]["field"] if errors else None
+        text = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
+        return _err(422, f"invalid request: {text}", "invalid_request", first, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Any:
+        detail = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:  # not JSON, not UTF-8
+            return _err(422, f"malformed JSON body: {detail}", "malformed_json")
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _err(exc.status_code, detail, code)
+
+    @app.exception_handler(BadRequest)
+    async def _bad(request: Request, exc: BadRequest) -> Any:
+        return _err(400, str(exc), exc.code, exc.field)
+
+    @app.exception_handler(_Unauthorized)
+    async def _unauthorized(request: Request, exc: _Unauthorized) -> Any:
+        return _err(401, str(exc), "unauthorized")
+
+    def authorized(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        problem = service.check_token(credentials)
+        if problem is not None:
+            raise _Unauthorized(problem)
+
+    @app.get("/health", response_model=Health)
+    def health() -> dict[str, Any]:
+        """Liveness and identity: backend, version, worker state, data dir, run counts."""
+        return {
+            "status": "ok",
+            "backend": service.backend,
+            "version": __version__,
+            "worker": service.dispatcher.state,
+            "dataDir": str(service.data_dir),
+            "runs": service.runs.counts(),
+            "auth": service.token is not None,
+            "startedAt": service.started_at,
+        }
+
+    @app.post(
+        "/train",
+        status_code=202,
+        response_model=RunStatus,
+        responses=_ERRORS,
+        dependencies=[Depends(authorized)],
+    )
+    def train(body: TrainRequest) -> Any:
+        """Queue a training run; runs execute one at a time, in order."""
+        if body.params.crash is not None and not service.allow_faults:
+            return _err(
+                422,
+                f"params.crash: fault injection is off; start the trainer with {FAULTS_ENV}=1",
+                "faults_disabled",
+                "params.crash",
+                errors=[{"field": "params.crash", "message": "fault injection is off"}],
+            )
+        dataset = resolve_dataset(service.data_dir, body.datasetRef)
+        try:
+            check_base_model(body.baseModel)
+        except ValueError as exc:
+            raise BadRequest(str(exc), "baseModel", "bad_base_model") from None
+        try:
+            run = service.runs.add(
+                run_id=body.runId,
+                job_id=body.jobId,
+                dataset_ref=body.datasetRef,
+                dataset_path=str(dataset),
+                backend=service.backend,
+                base_model=body.baseModel,
+                params=body.params.model_dump(),
+            )
+        except DuplicateRunError:
+            return _err(
+                409,
+                f"a run with runId {body.runId!r} exists already; use a new runId",
+                "duplicate_run",
+                "runId",
+            )
+        service.dispatcher.notify()
+        return JSONResponse(
+            status_code=202,
+            content=run.to_api(),
+            headers={"Location": f"/status/{run.run_id}"},
+        )
+
+    @app.get(
+        "/status/{runId}",
+        response_model=RunStatus,
+        responses={404: {"model": ErrorBody, "description": "no such run"}},
+    )
+    def status(runId: str) -> Any:  # noqa: N803 - the API's name
+        """One run's status, output and metrics."""
+        run = service.runs.get(runId)
+        if run is None:
+            return _err(404, f"no run {runId!r} on this trainer", "unknown_run", "runId")
+        return run.to_api()
+
+    @app.get("/runs", response_model=RunList, responses={422: _ERRORS[422]})
+    def runs(
+        status: Annotated[
+            Literal["pending", "running", "completed", "failed"] | None, Query()
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Any:
+        """The latest runs, newest first."""
+        return {"runs": [r.to_api() for r in service.runs.list(status, limit)]}
+
+    return app
+
+
+def _exit_with(parent: int) -> None:
+    """Shut down cleanly (SIGTERM to ourselves) once process ``parent`` is gone: a trainer that
+    a test session started must not outlive it."""
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            except PermissionError:
+                pass
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="teach-trainer-parent", daemon=True).start()
+
+
+def serve(
+    data_dir: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    backend: str = "stub",
+    token: str | None = None,
+    allow_faults: bool = False,
+    run_timeout: float | None = None,
+    log_level: str = "info",
+) -> None:
+    """Run the trainer service until interrupted (SIGINT/SIGTERM shut it down cleanly: the run
+    in flight is marked failed, the worker stopped).
+
+    Raises:
+        TrainerServiceError: the service can't start.
+    """
+    import uvicorn
+
+    parent = os.environ.get("TEACH_TRAINER_PARENT_PID", "")
+    if parent.isdigit():
+        _exit_with(int(parent))
+    service = TrainerService(
+        data_dir, backend, token=token, allow_faults=allow_faults, run_timeout=run_timeout
+    )
+    try:
+        app = create_app(service)
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+        server = uvicorn.Server(config)
+        shown = f"[{host}]" if re.fullmatch(r"[0-9a-fA-F:]+", host) and ":" in host else host
+        print(
+            f"teach trainer: backend {backend}, data dir {service.data_dir}, "
+            f"serving http://{shown}:{port} (POST needs a bearer token: "
+            f"{'yes' if service.token else 'no'})",
+            flush=True,
+        )
+        server.run()
+    finally:
+        service.close()
