@@ -47,11 +47,20 @@ def test_noisy_candidate_is_rejected(pytester: pytest.Pytester, workers: list[st
 
 
 def test_better_candidate_is_approved_and_gate_exits_zero(pytester: pytest.Pytester) -> None:
-    result = _run(pytester, "--ab", "scripted:noisy-0.3,scripted:oracle", "--ab-gate", "-n", "2")
+    report = pytester.path / "out" / "report.html"
+    result = _run(
+        pytester, "--ab", "scripted:noisy-0.3,scripted:oracle", "--ab-gate", "-n", "2",
+        "--teach-report", str(report),
+    )  # fmt: skip
     out = result.stdout.str()
     assert "verdict for B (scripted:oracle): APPROVE" in out, out[-3000:]
     assert "winner: scripted:oracle" in out
     assert result.ret == 0, "the gate's verdict decides the exit status"
+    # the report is built on the controller from the workers' reports, without a store
+    html = report.read_text()
+    assert (
+        'data-verdict="APPROVE"' in html and html.count('<tr data-scenario="tool_selection[') == 534
+    )
 
 
 def test_without_gate_the_exit_status_is_pytest_s(pytester: pytest.Pytester) -> None:
