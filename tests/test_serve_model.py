@@ -9,6 +9,7 @@ timeouts on demand.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -451,3 +452,18 @@ def test_teach_cache_records_then_replays_without_a_server(
     )  # fmt: skip
     (missed,) = open_store(third).episodes()
     assert missed.outcome == "error" and missed.steps[0].error["type"] == "model_cache_miss"
+
+
+def test_hf_model_records_action_probabilities(pytester: pytest.Pytester, tiny_dir: Path) -> None:
+    db = pytester.path / "hf.db"
+    result = pytester.runpytest_subprocess(
+        str(SCENARIOS), "-k", "weather-001", "--collect-training-data", "--teach-db", str(db),
+        "--model", f"hf:{tiny_dir}", "-p", "no:cacheprovider", "-q",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)  # the random tiny model doesn't produce a valid plan
+    (episode,) = open_store(db).episodes()
+    (step,) = episode.steps
+    assert episode.model == f"hf:{tiny_dir}" and episode.outcome == "intervention"
+    assert set(step.probs) == set(step.valid_actions)
+    assert abs(sum(step.probs.values()) - 1.0) < 1e-6
+    assert 0.0 < step.entropy <= math.log(len(step.probs)) + 1e-9

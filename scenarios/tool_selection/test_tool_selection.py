@@ -38,6 +38,7 @@ def test_tool_selection(case: ts.Scenario, planner: ts.ScriptedPlanner, episode)
         {"tools": plan.tools},
         messages=plan.messages,
         valid_actions=VALID_ACTIONS,
+        probs=plan.probs,
         error=plan.error,
     )
     episode.metric(

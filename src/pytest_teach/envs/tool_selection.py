@@ -738,6 +738,9 @@ class Plan:
     #: A structured step error when the reply was unusable, e.g.
     #: ``{"type": "unparseable_output", "message": ..., "output": text[:500]}``.
     error: dict[str, Any] | None = None
+    #: The model's distribution over the single-tool plans (``{tool: p}``), when the provider
+    #: can score them (``hf:``); its entropy is the planner's uncertainty.
+    probs: dict[str, float] | None = None
 
 
 class ScriptedPlanner(ABC):
@@ -906,8 +909,12 @@ class LLMPlanner:
             ModelCallError: the model call failed (timeout, server error, cache miss, ...).
         """
         prompt = planner_messages(scenario.query)
+        candidates = {format_plan([tool.name]): tool.name for tool in TOOLS}
         completion = self.chat.complete(
-            prompt, max_tokens=self.max_tokens, temperature=self.temperature
+            prompt,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            valid_actions=list(candidates),
         )
         text = completion.text
         error: dict[str, Any] | None = None
@@ -925,6 +932,9 @@ class LLMPlanner:
             latency_ms=completion.latency_ms,
             cost_usd=completion.cost_usd,
             error=error,
+            probs=None
+            if completion.action_probs is None
+            else {candidates[k]: p for k, p in completion.action_probs.items() if k in candidates},
         )
 
 
