@@ -42,14 +42,15 @@ demo: setup
 	@echo "      open $(DEMO_REPORT)"
 
 test: setup
-	$(PY) -m pytest tests -q -n 2 -m "not e2e_trainer"
-	@echo "== e2e_trainer: a real SFT step on a trainer that --trainer-url auto starts and stops"
-	$(PY) -m pytest tests/test_e2e_trainer.py -q -p no:cacheprovider -m e2e_trainer --trainer-url auto
 	@echo "== e2e_trainer with no trainer: a clean skip with the reason"
 	@mkdir -p .teach
 	env -u TEACH_TRAINER_URL $(PY) -m pytest tests/test_e2e_trainer.py -q -p no:cacheprovider \
 	    -m e2e_trainer -rs | tee .teach/e2e-skip.log; \
 	    test $${PIPESTATUS[0]} -eq 0 && grep -q "SKIPPED.*no --trainer-url given" .teach/e2e-skip.log
+	@echo "== e2e_trainer: a real SFT step on a trainer that --trainer-url auto starts and stops"
+	$(PY) -m pytest tests/test_e2e_trainer.py -q -p no:cacheprovider -m e2e_trainer --trainer-url auto
+	@echo "== the test suite"
+	$(PY) -m pytest tests -q -n 2 -m "not e2e_trainer"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests scenarios benchmarks
