@@ -21,6 +21,7 @@ from ._pipeline import pipeline
 from ._record import record_cmd
 from ._report import report_cmd
 from ._serve import serve_model_cmd
+from ._train import train
 from ._trainer import trainer
 
 __all__ = ["main", "cli"]
@@ -106,6 +107,7 @@ cli.add_command(report_cmd)
 cli.add_command(record_cmd)
 cli.add_command(serve_model_cmd)
 cli.add_command(trainer)
+cli.add_command(train)
 cli.add_command(model)
 cli.add_command(models)
 cli.add_command(pipeline)

@@ -1,0 +1,260 @@
+"""``teach train sft|dpo|grpo``: fine-tune a local model on the store's experience with TRL.
+
+Each verb is a thin layer: it exports the store (or takes ``--data FILE``), then calls
+:func:`~pytest_teach.train.sft.train_sft`, :func:`~pytest_teach.train.dpo.train_dpo` or
+:func:`~pytest_teach.train.grpo.train_grpo`, which build TRL's ``SFTConfig``/``DPOConfig``/
+``GRPOConfig`` and run its trainer. It works unchanged under ``accelerate launch``: every process
+exports and trains (TRL shards the batches); only the main process (``RANK`` 0) prints and
+registers the result in the store's model registry.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import DB_OPTION, TeachGroup, fail, open_db
+
+#: Where the default tiny base model is cached (``<dir>/tiny-base``).
+TINY_CACHE = Path(".teach") / "models" / "tiny"
+
+#: The export format each method trains on.
+FORMATS = {"sft": "sft", "dpo": "dpo", "grpo": "grpo"}
+
+
+@click.group("train", cls=TeachGroup)
+def train() -> None:
+    """Fine-tune a local model with TRL on the store's experience (or a JSONL file).
+
+    sft trains on chat rows, dpo on preference pairs, grpo on prompts scored by reward
+    functions. The result loads as --model hf:DIR and, when trained from the store, is
+    registered as a specialist (see `teach models list`).
+    """
+
+
+def _is_main_process() -> bool:
+    """Whether this is the main process (``accelerate launch``/``torchrun`` set ``RANK``)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every ``teach train`` verb shares."""
+    options = [
+        DB_OPTION,
+        click.option(
+            "--data",
+            metavar="FILE",
+            help="train on this JSONL file instead of exporting the store (nothing is registered)",
+        ),
+        click.option(
+            "--label",
+            type=click.Choice(["success", "intervention"]),
+            help="only episodes with this label",
+        ),
+        click.option("--model", "models", multiple=True, metavar="SPEC", help="only these models"),
+        click.option("--scenario", metavar="GLOB", help="only scenarios matching this glob"),
+        click.option("--since", metavar="WHEN", help="only episodes since a date or span (7d)"),
+        click.option(
+            "--base-model",
+            metavar="DIR",
+            help=f"the model to fine-tune (default: a tiny random model cached in {TINY_CACHE})",
+        ),
+        click.option(
+            "--lora/--full", default=True, show_default=True, help="train a LoRA adapter or all"
+        ),
+        click.option("--max-steps", type=click.IntRange(min=1), help="optimiser steps"),
+        click.option(
+            "--epochs",
+            type=click.IntRange(min=1),
+            help="passes over the rows: steps = epochs * ceil(rows / batch size) (default 1)",
+        ),
+        click.option(
+            "--lr",
+            type=click.FloatRange(0, 1, min_open=True),
+            default=2e-4,
+            show_default=True,
+            help="learning rate",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=4,
+            show_default=True,
+            help="rows per step (grpo: prompts per step)",
+        ),
+        click.option("--output", "-o", required=True, metavar="DIR", help="where to save"),
+        click.option(
+            "--agent",
+            default="default",
+            show_default=True,
+            help="the agent the registered model specialises",
+        ),
+        click.option("--name", metavar="NAME", help="the registered model's name"),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _train(
+    method: str,
+    opts: dict[str, Any],
+    load_rows: Callable[[str], list[dict]],
+    run: Callable[..., dict[str, Any]],
+    **extra: Any,
+) -> None:
+    """Export (or take ``--data``), train with ``run``, print progress and metrics, register."""
+    filters = {
+        "label": opts["label"],
+        "model": list(opts["models"]) or None,
+        "scenario": opts["scenario"],
+        "since": opts["since"],
+    }
+    used = {k: v for k, v in filters.items() if v}
+    if opts["data"] and used:
+        fail(f"--data excludes the store filters ({', '.join('--' + k for k in used)}): give one")
+    if opts["max_steps"] and opts["epochs"]:
+        fail("--max-steps and --epochs exclude each other: give one")
+    main = _is_main_process()
+    with tempfile.TemporaryDirectory(prefix="teach-train-") as tmp:
+        if opts["data"]:
+            path = str(opts["data"])
+            source: dict[str, Any] = {"file": str(Path(path).resolve())}
+        else:
+            fmt = FORMATS[method]
+            from ..export import export
+
+            with open_db(opts["db"]) as store:
+                result = export(store, fmt, Path(tmp) / f"{fmt}.jsonl", **filters)
+            if result.rows == 0:
+                fail(
+                    f"no {fmt} rows in the store {opts['db']}"
+                    + (" match the filters" if used else "")
+                    + "; check with `teach stats`"
+                )
+            path = str(result.path)
+            source = {
+                "db": str(Path(opts["db"]).resolve()),
+                "format": fmt,
+                "filters": {k: str(v) for k, v in used.items()},
+            }
+        rows = load_rows(path)  # validate before loading a model; errors name file and line
+        source["rows"] = len(rows)
+        steps = opts["max_steps"] or (opts["epochs"] or 1) * math.ceil(
+            len(rows) / opts["batch_size"]
+        )
+        if opts["base_model"]:
+            base = opts["base_model"]
+        else:
+            from ..train.sft import ensure_tiny_base
+
+            base = str(ensure_tiny_base(TINY_CACHE))
+
+        def on_step(step: int, loss: float | None) -> None:
+            if main:
+                shown = "-" if loss is None else f"{loss:.4f}"
+                click.echo(f"step {step}/{steps}  loss {shown}")
+
+        if main:
+            click.echo(
+                f"teach train {method}: {len(rows)} rows, {steps} steps, "
+                f"{'LoRA' if opts['lora'] else 'full'} on {base}"
+            )
+        metrics = run(
+            path,
+            base,
+            opts["output"],
+            max_steps=steps,
+            lora=opts["lora"],
+            learning_rate=opts["lr"],
+            batch_size=opts["batch_size"],
+            seed=opts["seed"],
+            on_step=on_step,
+            **extra,
+        )
+    if not main:
+        return
+    output = Path(opts["output"]).resolve()
+    click.echo(f"saved to {output}; use it as --model hf:{output}")
+    click.echo("metrics " + json.dumps(metrics, sort_keys=True))
+    if opts["data"]:
+        return
+    from ..pipeline import register_trained_model
+
+    with open_db(opts["db"]) as store:
+        registered = register_trained_model(
+            store,
+            str(output),
+            agent=opts["agent"],
+            name=opts["name"],
+            metrics={**metrics, "method": method, "data": source},
+        )
+    click.echo(f"registered {registered.name} ({registered.id}) for agent {registered.agent}")
+
+
+@train.command("sft")
+@_options
+def sft_cmd(**opts: Any) -> None:
+    """Supervised fine-tuning (TRL SFTTrainer) on chat rows (the sft export)."""
+    from ..train.sft import load_chat_rows, train_sft
+
+    _train("sft", opts, load_chat_rows, train_sft)
+
+
+@train.command("dpo")
+@_options
+@click.option(
+    "--beta",
+    type=click.FloatRange(0, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="DPO's KL coefficient",
+)
+def dpo_cmd(beta: float, **opts: Any) -> None:
+    """Direct preference optimisation (TRL DPOTrainer) on preference pairs (the dpo export)."""
+    from ..train.dpo import load_preference_rows, train_dpo
+
+    _train("dpo", opts, load_preference_rows, train_dpo, beta=beta)
+
+
+@train.command("grpo")
+@_options
+@click.option(
+    "--num-generations",
+    type=click.IntRange(min=2),
+    default=4,
+    show_default=True,
+    help="completions sampled per prompt (the group)",
+)
+@click.option(
+    "--max-completion-length",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="longest completion in tokens",
+)
+def grpo_cmd(num_generations: int, max_completion_length: int, **opts: Any) -> None:
+    """Group relative policy optimisation (TRL GRPOTrainer) on prompts (the grpo export).
+
+    Completions are scored by the tool-selection reward (the row's scenario's check, with
+    partial credit for plan-shaped output); rows of other scenarios get no reward.
+    """
+    from ..train.grpo import load_prompt_rows, tool_selection_reward, train_grpo
+
+    _train(
+        "grpo",
+        opts,
+        load_prompt_rows,
+        train_grpo,
+        reward_funcs=[tool_selection_reward],
+        num_generations=num_generations,
+        max_completion_length=max_completion_length,
+    )
