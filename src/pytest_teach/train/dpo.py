@@ -13,18 +13,24 @@ are imported inside the functions.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import shutil
 import tempfile
-import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .sft import StepCallback, _base_ref
+from ._common import (
+    StepCallback,
+    base_ref,
+    check_args,
+    check_messages,
+    load_base,
+    lora_config,
+    read_jsonl,
+    run_trainer,
+    step_callback,
+)
 
 __all__ = ["DPODataError", "load_preference_rows", "train_dpo"]
 
@@ -34,55 +40,6 @@ _FIELDS = ("prompt", "chosen", "rejected")
 
 class DPODataError(ValueError):
     """The DPO dataset is unusable; the message names the file and line."""
-
-
-def read_jsonl(
-    path: str | os.PathLike[str], error: type[ValueError]
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(where, row)`` for each non-blank line of a JSONL file (``where`` is
-    ``"<file> line N"``); raise ``error`` for a missing/unreadable file, a line that isn't JSON
-    or isn't an object, and a file without rows."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{p}: no such dataset file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{p}: cannot read the dataset ({exc})") from None
-    seen = False
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{p} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise error(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise error(f"{where}: expected a JSON object, got {type(row).__name__}")
-        seen = True
-        yield where, row
-    if not seen:
-        raise error(f"{p}: the dataset has no rows")
-
-
-def check_messages(value: Any, field: str, where: str, error: type[ValueError]) -> list[dict]:
-    """``value`` as a non-empty list of ``{"role", "content"}`` messages, else ``error``."""
-    if not isinstance(value, list) or not value:
-        raise error(f"{where}: {field} must be a non-empty list of chat messages")
-    messages = []
-    for i, message in enumerate(value):
-        if not isinstance(message, dict):
-            raise error(f"{where}: {field}[{i}] is not an object")
-        if message.get("role") not in _ROLES:
-            raise error(
-                f"{where}: {field}[{i}].role must be one of {', '.join(_ROLES)}, "
-                f"got {message.get('role')!r}"
-            )
-        if not isinstance(message.get("content"), str):
-            raise error(f"{where}: {field}[{i}].content must be a string")
-        messages.append({"role": message["role"], "content": message["content"]})
-    return messages
 
 
 def load_preference_rows(path: str | os.PathLike[str]) -> list[dict]:
@@ -108,96 +65,6 @@ def load_preference_rows(path: str | os.PathLike[str]) -> list[dict]:
                 raise DPODataError(f"{where}: {key} has no assistant message")
         rows.append(clean)
     return rows
-
-
-def check_args(max_steps: int, batch_size: int, lora_r: int, learning_rate: float) -> None:
-    """Raise ``ValueError`` for an out-of-range training argument."""
-    for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("lora_r", lora_r)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate <= 1):
-        raise ValueError(f"learning_rate must be in (0, 1], got {learning_rate!r}")
-
-
-def load_base(base: str) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` of a base model in float32, with a pad token; one-line errors."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    except Exception as exc:  # transformers raises many kinds; one clear line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot load base model {base}: {first}") from exc
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"base model {base} has no chat template; chat rows need one")
-    return model, tokenizer
-
-
-def lora_config(lora: bool, lora_r: int, lora_alpha: int | None) -> Any:
-    """A PEFT ``LoraConfig`` over all linear layers, or ``None`` for full fine-tuning."""
-    if not lora:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=lora_r,
-        lora_alpha=lora_alpha or 2 * lora_r,
-        lora_dropout=0.0,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
-
-
-def step_callback(on_step: StepCallback | None) -> Any:
-    """A ``TrainerCallback`` that calls ``on_step(step, loss)`` for each logged step."""
-    from transformers import TrainerCallback
-
-    class _Steps(TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if on_step is not None and logs and "loss" in logs:
-                on_step(int(state.global_step), float(logs["loss"]))
-
-    return _Steps()
-
-
-def run_trainer(
-    trainer: Any, tokenizer: Any, out: Path, keys: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Train, save the model and tokenizer to ``out``, return the common metrics plus the last
-    logged value of each of ``keys`` (renamed ``a/b`` -> ``a_b``)."""
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)  # metrics are returned, not printed
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    started = time.perf_counter()
-    with warnings.catch_warnings():  # peft uses an API transformers 5 deprecated
-        warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
-        result = trainer.train()
-    seconds = time.perf_counter() - started
-    trainer.save_model(str(out))
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(out))
-    history = trainer.state.log_history
-    losses = [float(e["loss"]) for e in history if "loss" in e]
-    loss = losses[-1] if losses else float(result.training_loss)
-    if not math.isfinite(loss):
-        raise ValueError(f"training diverged: loss is {loss}")
-    metrics: dict[str, Any] = {
-        "loss": loss,
-        "train_loss": float(result.training_loss),
-        "steps": int(result.global_step),
-        "seconds": round(seconds, 3),
-        "trainable_params": int(trainable),
-    }
-    for key in keys:
-        values = [float(e[key]) for e in history if key in e]
-        if values and math.isfinite(values[-1]):
-            metrics[key.replace("/", "_")] = values[-1]
-    return metrics
 
 
 def train_dpo(
@@ -247,7 +114,7 @@ def train_dpo(
     if not (isinstance(beta, (int, float)) and beta > 0):
         raise ValueError(f"beta must be > 0, got {beta!r}")
     rows = load_preference_rows(dataset_path)
-    base = _base_ref(base_model)
+    base = base_ref(base_model)
     out = Path(output_dir)
 
     from datasets import Dataset

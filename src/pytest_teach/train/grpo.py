@@ -22,7 +22,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .dpo import (
+from ._common import (
+    StepCallback,
+    base_ref,
     check_args,
     check_messages,
     load_base,
@@ -31,7 +33,6 @@ from .dpo import (
     run_trainer,
     step_callback,
 )
-from .sft import StepCallback, _base_ref
 
 __all__ = [
     "GRPODataError",
@@ -240,7 +241,7 @@ def train_grpo(
     if not funcs or not all(callable(f) for f in funcs):
         raise ValueError("reward_funcs must be a callable or a non-empty list of callables")
     rows = load_prompt_rows(dataset_path)
-    base = _base_ref(base_model)
+    base = base_ref(base_model)
     out = Path(output_dir)
 
     from datasets import Dataset
