@@ -35,6 +35,7 @@ def test_noisy_candidate_is_rejected(pytester: pytest.Pytester, workers: list[st
     p_value = float(re.search(r"McNemar exact p = ([0-9.e-]+)", out).group(1))
     assert pairs >= 200 and p_value < 1e-6
     store = open_store(db)
+    assert [s["exit_status"] for s in store.sessions()] == [1], "the gate's exit status is kept"
     arms = {(e.arm, e.model) for e in store.episodes()}
     assert arms == {("A", "scripted:oracle"), ("B", "scripted:noisy-0.3")}
     by_arm = {arm: store.count(arm=arm) for arm in ("A", "B")}
@@ -48,14 +49,16 @@ def test_noisy_candidate_is_rejected(pytester: pytest.Pytester, workers: list[st
 
 def test_better_candidate_is_approved_and_gate_exits_zero(pytester: pytest.Pytester) -> None:
     report = pytester.path / "out" / "report.html"
+    db = pytester.path / "approve.db"
     result = _run(
         pytester, "--ab", "scripted:noisy-0.3,scripted:oracle", "--ab-gate", "-n", "2",
-        "--teach-report", str(report),
+        "--teach-report", str(report), "--collect-training-data", "--teach-db", str(db),
     )  # fmt: skip
     out = result.stdout.str()
     assert "verdict for B (scripted:oracle): APPROVE" in out, out[-3000:]
     assert "winner: scripted:oracle" in out
     assert result.ret == 0, "the gate's verdict decides the exit status"
+    assert [s["exit_status"] for s in open_store(db).sessions()] == [0]
     # the report is built on the controller from the workers' reports, without a store
     html = report.read_text()
     assert (

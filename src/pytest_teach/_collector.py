@@ -305,7 +305,8 @@ class Collector:
         if not self.is_worker:
             try:
                 replay(self.store, session_id=self.session_id)  # workers that were killed
-                self.store.finish_session(self.session_id, int(exitstatus))
+                # session.exitstatus: the A/B gate may have decided it
+                self.store.finish_session(self.session_id, int(session.exitstatus))
             except Exception as exc:
                 warnings.warn(f"pytest-teach could not close the session: {exc}", stacklevel=1)
         self.store.close()

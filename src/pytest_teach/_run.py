@@ -54,14 +54,18 @@ class RunResults:
             self.episodes.append(episode)
             self.images.update(images)
 
-    @pytest.hookimpl(trylast=True)
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # first, so the store's session row records the exit status the gate decided
         if self.ab is not None:
             self.comparison = self._compare()
             if self.gate and int(exitstatus) in (0, 1):
                 # the verdict is the exit status: scenario failures are data, not errors
                 session.exitstatus = 0 if self.comparison.verdict == "APPROVE" else 1
-        if self.report_path is not None:
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # written last, after the collector committed this session (the history includes it)
+        if self.report_path is not None and self.report_written is None and not self.report_error:
             self._write_report()
 
     def _thresholds(self) -> Any:
@@ -138,6 +142,8 @@ class RunResults:
                 store.close()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report_path is not None:
+            self._write_report()  # the collector has committed the session by now
         counts = Counter(e.outcome for e in self.episodes)
         if self.db is not None:
             labeled = counts["success"] + counts["intervention"]
