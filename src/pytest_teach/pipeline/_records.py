@@ -7,8 +7,8 @@ import json
 import re
 import sqlite3
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from ..store import Store, new_id
 
@@ -49,6 +49,9 @@ SCOPE_KEYS = (
 
 class PipelineError(ValueError):
     """A pipeline step can't be done; the message says why and what to do."""
+
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -161,55 +164,28 @@ def _resolve(store: Store, table: str, column: str, prefix: str, what: str) -> s
     return rows[0][0]
 
 
-def _job(r: sqlite3.Row) -> ImprovementJob:
-    return ImprovementJob(
-        id=r["id"],
-        agent=r["agent"],
-        scope=json.loads(r["scope"]),
-        strategy=r["strategy"],
-        status=r["status"],
-        dataset_path=r["dataset_path"],
-        labeled_path=r["labeled_path"],
-        stats=json.loads(r["stats"]),
-        note=r["note"],
-        error=r["error"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
+def _from_row(cls: type[_T], r: sqlite3.Row, json_columns: tuple[str, ...]) -> _T:
+    """A record dataclass from its row: columns named like its fields, some holding JSON."""
+    columns = set(r.keys())
+    return cls(
+        **{
+            f.name: json.loads(r[f.name]) if f.name in json_columns else r[f.name]
+            for f in fields(cls)  # type: ignore[arg-type]
+            if f.name in columns
+        }
     )
+
+
+def _job(r: sqlite3.Row) -> ImprovementJob:
+    return _from_row(ImprovementJob, r, ("scope", "stats"))
 
 
 def _run(r: sqlite3.Row) -> TrainingRun:
-    return TrainingRun(
-        run_id=r["run_id"],
-        job_id=r["job_id"],
-        trainer_url=r["trainer_url"],
-        dataset_ref=r["dataset_ref"],
-        status=r["status"],
-        backend=r["backend"],
-        base_model=r["base_model"],
-        params=json.loads(r["params"]),
-        output_model_ref=r["output_model_ref"],
-        metrics=json.loads(r["metrics"]),
-        error=r["error"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-    )
+    return _from_row(TrainingRun, r, ("params", "metrics"))
 
 
 def _model(r: sqlite3.Row) -> SpecialistModel:
-    return SpecialistModel(
-        id=r["id"],
-        name=r["name"],
-        agent=r["agent"],
-        path=r["path"],
-        kind=r["kind"],
-        spec=r["spec"],
-        base_model=r["base_model"],
-        job_id=r["job_id"],
-        run_id=r["run_id"],
-        metrics=json.loads(r["metrics"]),
-        created_at=r["created_at"],
-    )
+    return _from_row(SpecialistModel, r, ("metrics",))
 
 
 def create_improvement_job(
