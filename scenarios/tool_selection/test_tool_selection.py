@@ -48,6 +48,6 @@ def test_tool_selection(case: ts.Scenario, planner: ts.ScriptedPlanner, episode)
         cost_usd=plan.cost_usd,
     )
     result = ts.check(case, plan.tools)
-    episode.reward(result.reward, **result.components)
+    episode.reward(result.to_reward())
     episode.meta(expected=list(case.expected))
     assert result.passed, result.message

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .reward import Reward, RewardError
 from .store import Episode, EpisodeDataError, Feedback, Step, Store, StoreError, open_store
 
 __all__ = [
     "Episode",
     "EpisodeDataError",
     "Feedback",
+    "Reward",
+    "RewardError",
     "Step",
     "Store",
     "StoreError",

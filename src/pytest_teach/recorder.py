@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .reward import Reward
 from .store import Episode, EpisodeDataError, Label, Step, entropy_of, to_jsonable
 
 __all__ = ["EpisodeRecorder"]
@@ -127,8 +128,20 @@ class EpisodeRecorder:
         )
         return index
 
-    def reward(self, value: float, **components: float) -> None:
-        """Set the episode's reward, with named components (``reward(0.8, exact=1, recall=0.5)``)."""
+    def reward(self, value: float | Reward, **components: float) -> None:
+        """Set the episode's reward, with named components (``reward(0.8, exact=1, recall=0.5)``),
+        or from a :class:`~pytest_teach.Reward` (its components and weights are kept; the weights
+        go to ``meta["reward_weights"]``)."""
+        if isinstance(value, Reward):
+            if components:
+                raise EpisodeDataError(
+                    "episode.reward(): give a Reward or keyword components, not both"
+                )
+            if not self.enabled:
+                return
+            self.rewards = (value.value, dict(value.components))
+            self.meta_values["reward_weights"] = dict(value.weights)
+            return
         if not self.enabled:
             return
         self.rewards = (

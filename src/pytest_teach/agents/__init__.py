@@ -12,6 +12,7 @@ from ._chat import PROVIDERS as CHAT_PROVIDERS
 from ._chat import ChatModel, Completion, ModelCallError, chat_model
 from ._hf import HFChat
 from ._openai import OpenAIChat
+from ._replay import ReplayChat
 from ._spec import PROVIDERS, Agent, ModelSpec, ModelSpecError, parse_model_spec
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "ModelSpec",
     "ModelSpecError",
     "OpenAIChat",
+    "ReplayChat",
     "chat_model",
     "parse_model_spec",
 ]

@@ -119,7 +119,8 @@ class ChatModel(ABC):
 def chat_model(
     spec: str | ModelSpec, *, cache: str = "off", cache_dir: str | Path | None = None
 ) -> ChatModel:
-    """Build the chat model for ``spec`` (``openai:MODEL`` or ``hf:PATH[+ADAPTER]``).
+    """Build the chat model for ``spec`` (``openai:MODEL``, ``hf:PATH[+ADAPTER]`` or
+    ``replay:FILE``).
 
     With ``cache="record"`` every reply is also written to ``cache_dir`` (default
     ``.teach/cache``); with ``cache="replay"`` replies come from there and the model is never
@@ -153,6 +154,11 @@ def chat_model(
 # The providers import ChatModel/Completion/ModelCallError from this module, so they come last.
 from ._hf import HFChat  # noqa: E402
 from ._openai import OpenAIChat  # noqa: E402
+from ._replay import ReplayChat  # noqa: E402
 
 #: Chat providers by spec prefix. ``scripted`` agents are per scenario family, not here.
-PROVIDERS: dict[str, type[ChatModel]] = {"openai": OpenAIChat, "hf": HFChat}
+PROVIDERS: dict[str, type[ChatModel]] = {
+    "openai": OpenAIChat,
+    "hf": HFChat,
+    "replay": ReplayChat,
+}

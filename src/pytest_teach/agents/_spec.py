@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROVIDERS = ("scripted", "openai", "hf")
+PROVIDERS = ("scripted", "openai", "hf", "replay")
 
 
 class ModelSpecError(ValueError):

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..reward import Reward
+
 if TYPE_CHECKING:
     from ..agents import Agent, ChatModel
 
@@ -664,8 +666,15 @@ class Check:
     passed: bool
     message: str
 
+    def to_reward(self) -> Reward:
+        """The grade as a :class:`~pytest_teach.Reward`: ``exact`` 0.6, ``precision`` 0.2,
+        ``recall`` 0.2, and ``valid`` logged with weight 0 (its value equals :attr:`reward`)."""
+        return Reward.of(self.components, weights=REWARD_WEIGHTS)
+
 
 _W_EXACT, _W_PRECISION, _W_RECALL = 0.6, 0.2, 0.2
+#: The weights of :func:`check`'s components; ``valid`` is logged, not scored.
+REWARD_WEIGHTS = {"exact": _W_EXACT, "precision": _W_PRECISION, "recall": _W_RECALL, "valid": 0.0}
 
 
 def check(scenario: Scenario, chosen: Iterable[str]) -> Check:
