@@ -10,11 +10,13 @@ registers the result in the store's model registry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shlex
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +111,11 @@ def _train(
     opts: dict[str, Any],
     load_rows: Callable[[str], list[dict]],
     run: Callable[..., dict[str, Any]],
+    suite: SuiteSource | None = None,
     **extra: Any,
 ) -> None:
-    """Export (or take ``--data``), train with ``run``, print progress and metrics, register."""
+    """Export (or take ``--data``, or a suite's prompts), train with ``run``, print progress and
+    metrics, register."""
     filters = {
         "label": opts["label"],
         "model": list(opts["models"]) or None,
@@ -119,15 +123,24 @@ def _train(
         "since": opts["since"],
     }
     used = {k: v for k, v in filters.items() if v}
-    if opts["data"] and used:
-        fail(f"--data excludes the store filters ({', '.join('--' + k for k in used)}): give one")
+    given = [name for name, on in (("--data", opts["data"]), ("--suite", suite)) if on]
+    if len(given) > 1:
+        fail("--data and --suite exclude each other: give one")
+    if given and used:
+        fail(
+            f"{given[0]} excludes the store filters ({', '.join('--' + k for k in used)}): "
+            "give one"
+        )
     if opts["max_steps"] and opts["epochs"]:
         fail("--max-steps and --epochs exclude each other: give one")
     main = _is_main_process()
-    with tempfile.TemporaryDirectory(prefix="teach-train-") as tmp:
-        if opts["data"]:
+    with tempfile.TemporaryDirectory(prefix="teach-train-") as tmp, contextlib.ExitStack() as stack:
+        if suite is not None:
+            path, source = suite.prepare(Path(tmp), stack, echo=click.echo if main else None)
+            extra["reward_funcs"] = [suite.reward_func()]
+        elif opts["data"]:
             path = str(opts["data"])
-            source: dict[str, Any] = {"file": str(Path(path).resolve())}
+            source = {"file": str(Path(path).resolve())}
         else:
             fmt = FORMATS[method]
             from ..export import export
@@ -180,6 +193,8 @@ def _train(
             on_step=on_step,
             **extra,
         )
+        if suite is not None:
+            metrics["checks"] = suite.report(echo=click.echo if main else None)
     if not main:
         return
     output = Path(opts["output"]).resolve()
@@ -188,8 +203,10 @@ def _train(
     if opts["data"]:
         return
     from ..pipeline import register_trained_model
+    from ..store import Store
 
-    with open_db(opts["db"]) as store:
+    # a suite run may have no store yet: the registry lives in it, so create it
+    with Store.open(opts["db"], create=suite is not None) as store:
         registered = register_trained_model(
             store,
             str(output),
@@ -198,6 +215,76 @@ def _train(
             metrics={**metrics, "method": method, "data": source},
         )
     click.echo(f"registered {registered.name} ({registered.id}) for agent {registered.agent}")
+
+
+class SuiteSource:
+    """``teach train grpo --suite``: prompts and rewards from a pytest suite's own tests."""
+
+    def __init__(
+        self, paths: Sequence[str], pytest_args: str | None, workers: int, timeout: float
+    ) -> None:
+        self.paths = list(paths)
+        self.pytest_args = shlex.split(pytest_args or "")
+        self.workers = workers
+        self.timeout = timeout
+        self.pool: Any = None
+
+    def prepare(
+        self, tmp: Path, stack: contextlib.ExitStack, echo: Callable[[str], None] | None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start the reward pool, capture the prompts, write them as the GRPO dataset."""
+        from ..rewards import RewardPool, RewardPoolError
+
+        try:
+            pool = RewardPool(
+                self.paths,
+                workers=self.workers,
+                timeout=self.timeout,
+                pytest_args=self.pytest_args,
+            )
+            stack.enter_context(pool)
+            tasks = pool.tasks()
+        except RewardPoolError as exc:
+            fail(str(exc))
+        self.pool = pool
+        if echo:
+            echo(
+                f"suite {' '.join(self.paths)}: {len(pool.nodeids)} tests collected, "
+                f"{len(tasks)} prompts captured by {self.workers} reward worker(s)"
+            )
+            for nodeid, reason in list(pool.skipped.items())[:3]:
+                echo(f"  no prompt from {nodeid}: {reason}")
+        if not tasks:
+            fail(
+                f"no test in {' '.join(self.paths)} sent a prompt through the `agent` fixture"
+                + (f" (first: {next(iter(pool.skipped.values()))})" if pool.skipped else "")
+            )
+        path = tmp / "suite-prompts.jsonl"
+        with open(path, "w", encoding="utf-8") as fh:
+            for task in tasks:
+                fh.write(json.dumps(task.row(), ensure_ascii=False) + "\n")
+        source = {
+            "suite": self.paths,
+            "pytest_args": self.pytest_args,
+            "tasks": len(tasks),
+            "skipped": len(pool.skipped),
+        }
+        return str(path), source
+
+    def reward_func(self) -> Any:
+        return self.pool.reward_func()
+
+    def report(self, echo: Callable[[str], None] | None) -> dict[str, Any]:
+        stats = self.pool.stats
+        if echo:
+            echo(stats.summary())
+        return {
+            "scored": stats.scored,
+            "none": stats.none,
+            "groups": stats.groups,
+            "zero_variance_groups": len(stats.zero_variance),
+            "worker_restarts": stats.restarts,
+        }
 
 
 @train.command("sft")
@@ -241,19 +328,66 @@ def dpo_cmd(beta: float, **opts: Any) -> None:
     show_default=True,
     help="longest completion in tokens",
 )
-def grpo_cmd(num_generations: int, max_completion_length: int, **opts: Any) -> None:
-    """Group relative policy optimisation (TRL GRPOTrainer) on prompts (the grpo export).
+@click.option(
+    "--suite",
+    multiple=True,
+    metavar="PATH",
+    help="take prompts and rewards from this pytest suite's tests (repeatable)",
+)
+@click.option(
+    "--suite-args",
+    metavar="ARGS",
+    help='extra pytest arguments for the suite, e.g. "-k weather -m smoke"',
+)
+@click.option(
+    "--reward-workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="persistent pytest workers scoring completions",
+)
+@click.option(
+    "--check-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="seconds one check may run before its reward is None",
+)
+def grpo_cmd(
+    num_generations: int,
+    max_completion_length: int,
+    suite: tuple[str, ...],
+    suite_args: str | None,
+    reward_workers: int,
+    check_timeout: float,
+    **opts: Any,
+) -> None:
+    """Group relative policy optimisation (TRL GRPOTrainer).
 
-    Completions are scored by the tool-selection reward (the row's scenario's check, with
-    partial credit for plan-shaped output); rows of other scenarios get no reward.
+    With --suite PATH the prompts and the rewards come from a pytest suite: its tests are
+    collected by pytest (parametrization, markers and --suite-args such as "-k weather" apply),
+    each test's prompt is captured from its `agent` call, and every sampled completion is scored
+    by running that test with the agent answering it, in --reward-workers persistent workers
+    whose fixtures stay warm. The reward is what the test gives episode.reward() (1.0/0.0 for
+    pass/fail without one); a check that raises or runs past --check-timeout is left out (None)
+    and logged. Groups with no reward variance are reported at the end.
+
+    Without --suite it trains on the store's grpo export (or --data) with the tool-selection
+    reward (the scenario's check, with partial credit for plan-shaped output).
     """
     from ..train.grpo import load_prompt_rows, tool_selection_reward, train_grpo
 
+    source = None
+    if suite:
+        source = SuiteSource(suite, suite_args, reward_workers, check_timeout)
+    elif suite_args:
+        fail("--suite-args needs --suite")
     _train(
         "grpo",
         opts,
         load_prompt_rows,
         train_grpo,
+        suite=source,
         reward_funcs=[tool_selection_reward],
         num_generations=num_generations,
         max_completion_length=max_completion_length,

@@ -172,7 +172,8 @@ def run_trainer(
     trainer: Any, tokenizer: Any, out: Path, keys: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Train, save the model and tokenizer to ``out``, return the common metrics plus the last
-    logged value of each of ``keys`` (renamed ``a/b`` -> ``a_b``)."""
+    logged value of each of ``keys`` (renamed ``a/b`` -> ``a_b``); a key ending in ``/`` takes
+    every logged key under that prefix."""
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # metrics are returned, not printed
@@ -197,7 +198,10 @@ def run_trainer(
         "seconds": round(seconds, 3),
         "trainable_params": int(trainable),
     }
-    for key in keys:
+    logged = {k for e in history for k in e}
+    wanted = [k for k in keys if not k.endswith("/")]
+    wanted += sorted(k for k in logged for p in keys if p.endswith("/") and k.startswith(p))
+    for key in wanted:
         values = [float(e[key]) for e in history if key in e]
         if values and math.isfinite(values[-1]):
             metrics[key.replace("/", "_")] = values[-1]

@@ -107,18 +107,6 @@ def scenario_for(name: str | None) -> Any:
     return {s.id: s for s in tool_selection.SCENARIOS}.get(key)
 
 
-def _completion_text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list):  # conversational: [{"role": "assistant", "content": ...}]
-        return "".join(
-            m.get("content", "") if isinstance(m.get("content"), str) else ""
-            for m in completion
-            if isinstance(m, dict)
-        )
-    return str(completion)
-
-
 _PLAN_CHARS = frozenset('{}[]":,_ abcdefghijklmnopqrstuvwxyz')
 
 
@@ -141,6 +129,7 @@ def tool_selection_reward(
       number of other known tool names it mentions (not below 0).
     """
     from ..envs import tool_selection as ts
+    from ..rewards import completion_text
 
     rewards: list[float | None] = []
     for completion, name in zip(completions, scenario, strict=True):
@@ -148,7 +137,7 @@ def tool_selection_reward(
         if case is None:
             rewards.append(None)
             continue
-        text = _completion_text(completion).strip()
+        text = completion_text(completion).strip()
         try:
             tools = ts.parse_plan(text)
         except ts.PlanParseError:
@@ -284,7 +273,7 @@ def train_grpo(
                 peft_config=lora_config(lora, lora_r, lora_alpha),
                 callbacks=[step_callback(on_step)],
             )
-        metrics = run_trainer(trainer, tokenizer, out, keys=("reward", "reward_std"))
+        metrics = run_trainer(trainer, tokenizer, out, keys=("reward", "reward_std", "frac_reward_zero_std", "checks/"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
