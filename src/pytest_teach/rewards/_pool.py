@@ -236,11 +236,12 @@ class RewardPool:
     Args:
         suite: test paths or node ids, as on pytest's command line.
         workers: worker processes (each holds its own fixtures, e.g. one browser).
-        timeout: seconds one check may run; past it the score is ``None`` (and the worker is
-            killed and replaced if it doesn't recover within a further 5 s).
+        timeout: seconds one check may run; past it the score is ``None``.
         pytest_args: extra pytest arguments (``-k``, ``-m``, ``-p``, ``-o``...).
         cwd: the directory the workers run pytest in (rootdir and conftest discovery).
         start_timeout: seconds a worker may take to collect the suite.
+        kill_grace: seconds past ``timeout`` after which a worker that hasn't answered (a check
+            stuck where the alarm can't interrupt it) is killed and replaced.
     """
 
     def __init__(
@@ -252,6 +253,7 @@ class RewardPool:
         pytest_args: Sequence[str] = (),
         cwd: str | os.PathLike[str] | None = None,
         start_timeout: float = 120.0,
+        kill_grace: float = KILL_GRACE_S,
     ) -> None:
         paths = [suite] if isinstance(suite, str) else list(suite)
         if not paths:
@@ -269,6 +271,7 @@ class RewardPool:
         self.timeout = float(timeout)
         self.n_workers = workers
         self.start_timeout = float(start_timeout)
+        self.kill_grace = float(kill_grace)
         args = [*paths, *pytest_args]
         if importlib.util.find_spec("xdist") is not None:
             args += ["-n", "0"]  # the workers are the parallelism; never nest xdist
@@ -360,7 +363,7 @@ class RewardPool:
         with worker.lock:
             for nodeid in nodeids:
                 try:
-                    kind, payload = worker.call(("prompt", nodeid), self.timeout + KILL_GRACE_S)
+                    kind, payload = worker.call(("prompt", nodeid), self.timeout + self.kill_grace)
                 except _WorkerLost as exc:
                     self.skipped[nodeid] = f"the worker was lost capturing the prompt: {exc}"
                     worker = self._replace(worker)
@@ -436,7 +439,7 @@ class RewardPool:
                 text = completion_text(completion)
                 try:
                     kind, payload = worker.call(
-                        ("score", nodeid, text, self.timeout), self.timeout + KILL_GRACE_S
+                        ("score", nodeid, text, self.timeout), self.timeout + self.kill_grace
                     )
                 except _WorkerLost as exc:
                     out.append(
