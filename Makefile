@@ -32,6 +32,9 @@ demo: setup
 	$(PY) -m pytest scenarios/tool_selection scenarios/browser -q -p no:cacheprovider -n 2 \
 	    --tb=no -rN --collect-training-data --teach-db $(DEMO_DB) --model $(DEMO_MODEL) \
 	    || test $$? -eq 1
+	@echo "== stories: scripted:accessible against scripted:div-soup, both recorded (axe-core + keyboard checks)"
+	$(PY) -m pytest scenarios/stories -q -p no:cacheprovider --tb=no -rN --collect-training-data \
+	    --teach-db $(DEMO_DB) --ab scripted:accessible,scripted:div-soup || test $$? -eq 1
 	$(TEACH) stats --db $(DEMO_DB) --top 5
 	@echo "== A/B: $(DEMO_MODEL) (A, baseline) against scripted:oracle (B, candidate), with the report"
 	$(PY) -m pytest scenarios/tool_selection scenarios/browser -q -p no:cacheprovider -n 2 \
@@ -39,6 +42,7 @@ demo: setup
 	    --ab $(DEMO_MODEL),scripted:oracle --ab-gate --teach-report $(DEMO_REPORT) \
 	    || test $$? -eq 1
 	@echo "next: $(TEACH) export --db $(DEMO_DB) --format openai -o reports/demo-sft.jsonl"
+	@echo "      $(TEACH) export --db $(DEMO_DB) --format stories -o reports/demo-stories"
 	@echo "      open $(DEMO_REPORT)"
 
 test: setup

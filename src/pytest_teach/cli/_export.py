@@ -18,7 +18,11 @@ from ._common import DB_OPTION, TeachCommand, open_db
     help="; ".join(f"{name}: {cls.description}" for name, cls in EXPORTERS.items()),
 )
 @click.option(
-    "-o", "--output", required=True, metavar="PATH", help="file (or directory for interventions)"
+    "-o",
+    "--output",
+    required=True,
+    metavar="PATH",
+    help="file (a directory for interventions and stories)",
 )
 @click.option(
     "--label", type=click.Choice(["success", "intervention"]), help="only episodes with this label"
@@ -72,7 +76,7 @@ def export_cmd(
             session=list(sessions) or None,
             include_errors=include_errors,
         )
-    unit = "episodes" if fmt == "interventions" else "rows"
+    unit = {"interventions": "episodes", "stories": "story runs"}.get(fmt, "rows")
     click.echo(f"wrote {result.rows} {unit} to {result.path} ({fmt})")
     if result.rows == 0:
         click.echo(

@@ -1,4 +1,5 @@
-"""Exports: the store's episodes as training data (openai, sft, dpo, grpo, interventions)."""
+"""Exports: the store's episodes as training data (openai, sft, dpo, grpo, interventions,
+stories)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any
 from ..store import Store
 from ._formats import EXPORTERS, Exporter, ExportError, ExportResult, atomic_write_text
 from ._steps import corrections, prompt_of, reply_of, text_of, verdict
+from ._stories import StoriesExporter
+
+EXPORTERS[StoriesExporter.name] = StoriesExporter
 
 __all__ = [
     "EXPORTERS",
