@@ -9,6 +9,7 @@ import pytest
 
 from pytest_teach.agents import Agent
 from pytest_teach.envs import stories
+from pytest_teach.envs.browser.fixtures import VIEWPORT
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -26,7 +27,7 @@ def generator(agent: Agent) -> stories.ScriptedGenerator | stories.LLMGenerator:
 @pytest.fixture(scope="session")
 def story_page(browser: Browser) -> Iterator[Page]:
     """One page for every story of the session: `check_story` loads a fresh document each time."""
-    context = browser.new_context(viewport={"width": 1024, "height": 640})
+    context = browser.new_context(viewport=VIEWPORT)
     try:
         yield context.new_page()
     finally:
