@@ -448,3 +448,18 @@ def test_stories_export_without_story_episodes_is_one_error_line(tmp_path: Path)
     assert lines[0].startswith("teach export: error: no story episodes to export in ")
     assert "pytest scenarios/stories --collect-training-data" in lines[0]
     assert not out.exists()
+
+
+def test_importing_the_family_is_light() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest_teach.envs.stories, pytest_teach.export; "
+        "print(any(m.split('.')[0] in ('playwright', 'axe_playwright_python') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
+    assert out.stdout.strip() == "False"
+    assert sorted(st.__all__) == sorted(set(st.__all__))
