@@ -109,13 +109,14 @@ def stories_family(n: int) -> tuple[str, list[Candidate], Callable[[], Any]]:
 
     @contextlib.contextmanager
     def direct():
-        from playwright.sync_api import sync_playwright
+        from pytest_teach.envs.browser import find_chromium, launch_browser
+        from pytest_teach.envs.browser.fixtures import VIEWPORT
 
-        from pytest_teach.envs.browser import launch_chromium
-
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw)
-            page = browser.new_page()
+        executable = find_chromium()
+        if executable is None:
+            raise SystemExit("stories: no Chromium found (make setup installs Debian's chromium)")
+        with launch_browser(executable) as launched:
+            page = launched.new_page(viewport=VIEWPORT)
 
             def score(node: str, text: str) -> float:
                 intent = by_id[node.rsplit("[", 1)[1][:-1]]
@@ -125,10 +126,7 @@ def stories_family(n: int) -> tuple[str, list[Candidate], Callable[[], Any]]:
                     html = ""
                 return stories.check_story(page, intent, html).reward.value
 
-            try:
-                yield score
-            finally:
-                browser.close()
+            yield score
 
     return suite, candidates, direct
 
