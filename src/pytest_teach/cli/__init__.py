@@ -16,6 +16,7 @@ from ._common import DB_OPTION, TeachGroup, open_db
 from ._compare import compare_cmd, history_cmd
 from ._export import export_cmd
 from ._feedback import feedback
+from ._loop import loop_cmd
 from ._model import model, models
 from ._pipeline import pipeline
 from ._record import record_cmd
@@ -112,6 +113,7 @@ cli.add_command(model)
 cli.add_command(models)
 cli.add_command(pipeline)
 cli.add_command(feedback)
+cli.add_command(loop_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

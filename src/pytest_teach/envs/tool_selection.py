@@ -10,6 +10,7 @@ planners (:func:`scripted_planner`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -49,6 +50,7 @@ __all__ = [
     "planner_for",
     "planner_messages",
     "scripted_planner",
+    "split_scenarios",
 ]
 
 
@@ -587,6 +589,41 @@ def generate_scenarios(seed: int = 0) -> list[Scenario]:
 
 
 SCENARIOS: list[Scenario] = generate_scenarios(0)
+
+
+def _unit_hash(scenario_id: str, seed: int) -> float:
+    """A stable number in [0, 1) for ``scenario_id`` (sha256, the same on every machine)."""
+    digest = hashlib.sha256(f"tool-selection-split|{seed}|{scenario_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_scenarios(
+    scenarios: Sequence[Scenario] | None = None, *, held_out: float = 0.25, seed: int = 0
+) -> tuple[list[Scenario], list[Scenario]]:
+    """Split scenarios into ``(train, held_out)`` deterministically, by scenario id.
+
+    A scenario is held out when a stable hash of its id (and ``seed``) falls below
+    ``held_out``, so the split never depends on order or on which other scenarios exist. A
+    held-out scenario whose exact tool set no training scenario needs goes back to training:
+    every held-out plan is one the training data teaches, though never for that query. Both
+    lists keep the input order (:data:`SCENARIOS` when ``scenarios`` is None).
+
+    Raises:
+        ValueError: ``held_out`` is not in [0, 1) or two scenarios share an id.
+    """
+    if isinstance(held_out, bool) or not isinstance(held_out, (int, float)):
+        raise ValueError(f"held_out must be a number in [0, 1), got {held_out!r}")
+    if not 0.0 <= held_out < 1.0:
+        raise ValueError(f"held_out must be in [0, 1), got {held_out!r}")
+    pool = list(SCENARIOS if scenarios is None else scenarios)
+    ids = [s.id for s in pool]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"scenario ids must be unique; repeated: {dupes}")
+    out = {s.id for s in pool if _unit_hash(s.id, seed) < held_out}
+    taught = {s.expected for s in pool if s.id not in out}
+    out = {s.id for s in pool if s.id in out and s.expected in taught}
+    return [s for s in pool if s.id not in out], [s for s in pool if s.id in out]
 
 
 # --------------------------------------------------------------------------------------------

@@ -152,6 +152,7 @@ def build_tiny_model(
     num_heads: int = 4,
     arch: str = "qwen2",
     seed: int = 0,
+    sliding_window: int | None = None,
 ) -> Path:
     """Build a tiny random causal LM + byte-level BPE tokenizer fully offline and save it to out_dir.
 
@@ -178,6 +179,11 @@ def build_tiny_model(
         num_heads: Number of attention heads (also used as number of key/value heads).
         arch: ``"qwen2"`` or ``"llama"``.
         seed: Seed for ``torch.manual_seed`` before the weights are initialised.
+        sliding_window: When set (``arch="qwen2"`` only), every layer attends to the last
+            ``sliding_window`` tokens only (Qwen2's sliding-window attention). A model this
+            small learns a short-range mapping far faster when a long fixed prompt (a tool
+            registry, say) cannot dilute its attention; ``None`` (the default) is full
+            attention.
 
     Returns:
         The output directory as a :class:`~pathlib.Path`.
@@ -188,6 +194,13 @@ def build_tiny_model(
     _validate(vocab_size, hidden_size, num_layers, num_heads, arch)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
+    if sliding_window is not None:
+        if isinstance(sliding_window, bool) or not isinstance(sliding_window, int):
+            raise ValueError(f"sliding_window must be an int or None, got {sliding_window!r}")
+        if sliding_window < 1:
+            raise ValueError(f"sliding_window must be >= 1, got {sliding_window}")
+        if arch != "qwen2":
+            raise ValueError(f"sliding_window needs arch='qwen2', got {arch!r}")
     lines = _corpus_lines(corpus)
     out = Path(out_dir)
 
@@ -250,6 +263,10 @@ def build_tiny_model(
     if arch == "qwen2":
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
+        if sliding_window is not None:
+            config_kwargs.update(
+                use_sliding_window=True, sliding_window=sliding_window, max_window_layers=0
+            )
         config = Qwen2Config(**config_kwargs)
         model_cls = Qwen2ForCausalLM
     else:

@@ -1,0 +1,520 @@
+"""The four phases of ``teach loop``: split, collect, train, A/B.
+
+Each pytest phase runs the suite in a fresh ``python -m pytest`` process (the same run a user
+would type), with its output kept in a log file beside the model. Pass rates are read back from
+the store, so what is printed is what was recorded. ``torch`` and friends load only in the
+train phase.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._split import LoopError, Split, split_tests, write_ids
+
+__all__ = [
+    "AGENT",
+    "ORACLE",
+    "LoopResult",
+    "LoopSettings",
+    "PassRate",
+    "TinyShape",
+    "collect_nodeids",
+    "run_loop",
+]
+
+#: The model that collects the training data.
+ORACLE = "scripted:oracle"
+#: The agent the trained model is registered for.
+AGENT = "tool_selection"
+#: ``--base`` value that builds a fresh tiny model.
+TINY = "tiny"
+
+_OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TinyShape:
+    """The fresh tiny model ``--base tiny`` builds (see
+    :func:`~pytest_teach.train.tiny.build_tiny_model`).
+
+    The tool-selection prompt is a ~450-token tool registry followed by a short query (at most
+    ~32 tokens). With full attention, a random model this small needs well over 1,000 steps
+    to learn to find the query behind the registry (2 layers: 40% held-out after 1,000 steps).
+    One layer of local attention over the last ``sliding_window`` tokens sees the query, the
+    chat markers and the plan so far, never the registry: a query-to-plan mapping it learns
+    in a few hundred steps (about 75% held-out after 400). The tokenizer learns its merges
+    from the training rows only; a vocabulary of 1,024 still holds every registry word (the
+    prompt stays ~450 tokens) but splits rarer query words into pieces, so unseen names in
+    held-out queries are made of pieces training has seen (2,048 scored several points lower).
+    """
+
+    vocab_size: int = 1024
+    hidden_size: int = 128
+    num_layers: int = 1
+    num_heads: int = 4
+    sliding_window: int | None = 48
+
+    def describe(self) -> str:
+        """One line for the progress output."""
+        window = f"window {self.sliding_window}" if self.sliding_window else "full attention"
+        return (
+            f"vocab {self.vocab_size}, hidden {self.hidden_size}, {self.num_layers} "
+            f"layer{'s' if self.num_layers != 1 else ''}, "
+            f"{self.num_heads} heads, {window}"
+        )
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Everything one loop run needs."""
+
+    suite: str
+    output: Path
+    db: Path
+    report: Path
+    base: str = TINY
+    held_out: float = 0.25
+    split_seed: int = 0
+    epochs: int = 16
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    max_length: int = 2048
+    lora: bool = False
+    seed: int = 0
+    tiny: TinyShape = field(default_factory=TinyShape)
+
+
+@dataclass(frozen=True)
+class PassRate:
+    """How many of an arm's held-out episodes passed (errors count as not passed)."""
+
+    passed: int
+    total: int
+    errors: int = 0
+
+    @property
+    def rate(self) -> float:
+        """``passed / total`` (0.0 for no episodes)."""
+        return self.passed / self.total if self.total else 0.0
+
+    def __str__(self) -> str:
+        text = f"{self.passed}/{self.total} ({100 * self.rate:.1f}%)"
+        return text + (f", {self.errors} errors" if self.errors else "")
+
+
+@dataclass
+class LoopResult:
+    """What a loop run did, with the figures read back from the store."""
+
+    split: Split
+    output: Path
+    collect_session: str
+    rows: int
+    base_model: str
+    model_dir: Path
+    train_metrics: dict[str, Any]
+    registered: Any
+    ab_session: str
+    before: PassRate
+    after: PassRate
+    verdict: str
+    report: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# -- pytest processes --------------------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, **_OFFLINE_ENV}
+
+
+def _pytest(args: Sequence[str], log: Path) -> tuple[int, str]:
+    """Run ``python -m pytest ARGS`` from the current directory; its output goes to ``log``."""
+    cmd = [sys.executable, "-m", "pytest", *args]
+    proc = subprocess.run(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env=_env(),
+        check=False,
+    )
+    log.write_text("$ " + " ".join(cmd) + "\n" + proc.stdout, encoding="utf-8")
+    return proc.returncode, proc.stdout
+
+
+def _last_line(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("ERROR", "E "))]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def collect_nodeids(suite: str, log: Path) -> list[str]:
+    """The suite's test node ids (``pytest --collect-only -q``).
+
+    Raises:
+        LoopError: pytest could not collect the suite (the log has the details).
+    """
+    code, out = _pytest([suite, "--collect-only", "-q", "-p", "no:cacheprovider"], log)
+    if code != 0:
+        raise LoopError(
+            f"pytest could not collect {suite} (exit {code}): {_last_line(out)}; see {log}"
+        )
+    nodeids = []
+    for line in out.splitlines():
+        if not line.strip():
+            break  # the node ids come first, then a blank line and the summary
+        if "::" in line:
+            nodeids.append(line.strip())
+    return nodeids
+
+
+def _new_session(db: Path, before: set[str], marker: str) -> str:
+    """The session a pytest run just added to the store (its argv names ``marker``)."""
+    from ..store import Store
+
+    with Store.open(db, create=False) as store:
+        found = [
+            s["id"]
+            for s in store.sessions()
+            if s["id"] not in before and any(marker in str(a) for a in s["argv"] or [])
+        ]
+    if not found:
+        raise LoopError(f"the pytest run recorded no session in {db}; see the log")
+    return found[-1]
+
+
+def _sessions(db: Path) -> set[str]:
+    from ..store import Store
+
+    if not db.exists():
+        return set()
+    with Store.open(db, create=False) as store:
+        return {s["id"] for s in store.sessions()}
+
+
+def _section(output: str, title: str) -> list[str]:
+    """The lines of a pytest terminal section (``---- title ----``), without the separator."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(("-", "=")) and f" {title} " in line:
+            body = []
+            for text in lines[i + 1 :]:
+                if text.startswith(("---", "===")):
+                    break
+                body.append(text)
+            return body
+    return []
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Silence transformers' and datasets' progress bars (the loop prints its own progress)."""
+    import datasets
+    from transformers.utils import logging
+
+    bars = logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if bars[0]:
+            logging.enable_progress_bar()
+        if bars[1]:
+            datasets.enable_progress_bars()
+
+
+# -- phases ------------------------------------------------------------------------------------
+
+
+def _phase_split(s: LoopSettings, echo: Echo) -> Split:
+    nodeids = collect_nodeids(s.suite, s.output / "collect-only.log")
+    split = split_tests(nodeids, held_out=s.held_out, seed=s.split_seed, suite=s.suite)
+    write_ids(s.output / "train-ids.txt", split.train)
+    write_ids(s.output / "held-out-ids.txt", split.held_out)
+    total = len(split.train) + len(split.held_out)
+    echo(
+        f"[1/4 split]   {total} tests: {len(split.train)} train, {len(split.held_out)} held out "
+        f"({100 * len(split.held_out) / total:.0f}%, split seed {s.split_seed}) -> "
+        f"{s.output / 'train-ids.txt'}, {s.output / 'held-out-ids.txt'}"
+    )
+    return split
+
+
+def _selected(s: LoopSettings, ids_file: str) -> list[str]:
+    return [s.suite, "-p", "pytest_teach.loop.select", "--teach-ids", ids_file]
+
+
+def _phase_collect(s: LoopSettings, split: Split, echo: Echo) -> str:
+    ids_file = str((s.output / "train-ids.txt").resolve())
+    log = s.output / "collect.log"
+    before = _sessions(s.db)
+    args = [
+        *_selected(s, ids_file),
+        "--model",
+        ORACLE,
+        "--collect-training-data",
+        "--teach-db",
+        str(s.db),
+        "-q",
+        "--tb=line",
+        "-p",
+        "no:cacheprovider",
+    ]
+    code, out = _pytest(args, log)
+    if code not in (0, 1):
+        raise LoopError(
+            f"collecting with {ORACLE} failed (pytest exit {code}): {_last_line(out)}; see {log}"
+        )
+    session = _new_session(s.db, before, ids_file)
+    rate = _rates(s.db, session)[None]
+    echo(
+        f"[2/4 collect] {ORACLE} on the {len(split.train)} training tests: {rate} passed -> "
+        f"session {session} in {s.db}"
+    )
+    return session
+
+
+def _rates(db: Path, session: str) -> dict[str | None, PassRate]:
+    """Pass rates per arm (``None`` without ``--ab``) of a session's episodes, from the store."""
+    from ..store import Store
+
+    counts: dict[str | None, list[int]] = {}
+    with Store.open(db, create=False) as store:
+        for episode in store.episodes(session=session):
+            c = counts.setdefault(episode.arm, [0, 0, 0])
+            c[0] += episode.outcome == "success"
+            c[1] += 1
+            c[2] += episode.outcome == "error"
+    return {arm: PassRate(*c) for arm, c in counts.items()}
+
+
+def _export_rows(s: LoopSettings, session: str) -> tuple[Path, list[dict]]:
+    from ..export import export
+    from ..store import Store
+    from ..train.sft import load_chat_rows
+
+    with Store.open(s.db, create=False) as store:
+        result = export(store, "sft", s.output / "train.jsonl", session=session)
+    if result.rows == 0:
+        raise LoopError(
+            f"the collect session {session} gave no SFT rows (did the oracle pass?); "
+            f"see {s.output / 'collect.log'}"
+        )
+    return result.path, load_chat_rows(result.path)
+
+
+def _fresh_tiny(s: LoopSettings, rows: list[dict]) -> str:
+    """Build the fresh tiny base, its tokenizer trained on the training rows' texts only."""
+    from ..train.tiny import build_tiny_model
+
+    corpus = [m["content"] for row in rows for m in row["messages"] if m["content"]]
+    shape = s.tiny
+    path = build_tiny_model(
+        s.output / "base",
+        corpus,
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.hidden_size,
+        num_layers=shape.num_layers,
+        num_heads=shape.num_heads,
+        sliding_window=shape.sliding_window,
+        seed=s.seed,
+    )
+    return str(path.resolve())
+
+
+def _phase_train(
+    s: LoopSettings, split: Split, session: str, echo: Echo
+) -> tuple[str, Path, dict[str, Any], Any, int]:
+    from ..pipeline import register_trained_model
+    from ..store import Store
+    from ..train.sft import train_sft
+
+    data, rows = _export_rows(s, session)
+    if s.base == TINY:
+        base = _fresh_tiny(s, rows)
+        echo(
+            f"[3/4 train]   a fresh tiny qwen2 ({s.tiny.describe()}), tokenizer trained on "
+            f"the {len(rows)} training rows -> {base}"
+        )
+    else:
+        from ..train._common import base_ref
+
+        base = base_ref(s.base)
+        echo(f"[3/4 train]   base model {base}")
+    steps = s.epochs * math.ceil(len(rows) / s.batch_size)
+    echo(
+        f"              {'LoRA' if s.lora else 'full'} SFT on {len(rows)} rows ({data}): "
+        f"{s.epochs} epochs = {steps} steps, lr {s.learning_rate:g}, batch {s.batch_size}, "
+        f"max_length {s.max_length}, seed {s.seed}"
+    )
+    every = max(1, steps // 8)
+    started = time.perf_counter()
+
+    def on_step(step: int, loss: float | None) -> None:
+        if step % every == 0 or step == steps:
+            shown = "-" if loss is None else f"{loss:.4f}"
+            echo(
+                f"              step {step}/{steps}  loss {shown}  "
+                f"({time.perf_counter() - started:.0f}s)"
+            )
+
+    model_dir = s.output / "model"
+    metrics = train_sft(
+        data,
+        base,
+        model_dir,
+        max_steps=steps,
+        lora=s.lora,
+        learning_rate=s.learning_rate,
+        batch_size=s.batch_size,
+        max_length=s.max_length,
+        seed=s.seed,
+        on_step=on_step,
+    )
+    model_dir = model_dir.resolve()
+    with Store.open(s.db, create=False) as store:
+        registered = register_trained_model(
+            store,
+            str(model_dir),
+            agent=AGENT,
+            metrics={
+                **metrics,
+                "method": "sft",
+                "data": {
+                    "db": str(s.db),
+                    "session": session,
+                    "format": "sft",
+                    "rows": len(rows),
+                    "held_out": len(split.held_out),
+                },
+                "loop": {
+                    "suite": s.suite,
+                    "held_out_fraction": s.held_out,
+                    "split_seed": s.split_seed,
+                    "epochs": s.epochs,
+                    "learning_rate": s.learning_rate,
+                    "batch_size": s.batch_size,
+                    "max_length": s.max_length,
+                    "tiny": vars(s.tiny) if s.base == TINY else None,
+                },
+            },
+        )
+    echo(
+        f"              saved {model_dir}; registered {registered.name} ({registered.id}) "
+        f"for agent {AGENT}"
+    )
+    return base, model_dir, metrics, registered, len(rows)
+
+
+def _phase_ab(
+    s: LoopSettings, split: Split, base: str, model_dir: Path, echo: Echo
+) -> tuple[str, dict[str | None, PassRate], str, list[str]]:
+    ids_file = str((s.output / "held-out-ids.txt").resolve())
+    log = s.output / "ab.log"
+    spec_a, spec_b = f"hf:{base}", f"hf:{model_dir}"
+    echo(
+        f"[4/4 a/b]     {spec_a} (A) vs {spec_b} (B) on the {len(split.held_out)} held-out "
+        f"tests, greedy"
+    )
+    before = _sessions(s.db)
+    args = [
+        *_selected(s, ids_file),
+        "--ab",
+        f"{spec_a},{spec_b}",
+        "--ab-gate",
+        "--teach-report",
+        str(s.report),
+        "--collect-training-data",
+        "--teach-db",
+        str(s.db),
+        "-q",
+        "--tb=line",
+        "-p",
+        "no:cacheprovider",
+    ]
+    code, out = _pytest(args, log)
+    if code not in (0, 1):
+        raise LoopError(f"the A/B run failed (pytest exit {code}): {_last_line(out)}; see {log}")
+    session = _new_session(s.db, before, ids_file)
+    verdict = "APPROVE" if code == 0 else "REJECT"
+    return session, _rates(s.db, session), verdict, _section(out, "A/B comparison")
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def run_loop(settings: LoopSettings, echo: Echo = lambda line: None) -> LoopResult:
+    """Run the loop: split the suite, collect with the oracle on the training split, fine-tune,
+    then A/B the base against the trained model on the held-out split with the HTML report.
+
+    ``echo`` gets one line per phase and progress lines while training.
+
+    Raises:
+        LoopError: a phase failed (the message names it and its log).
+        ValueError, OSError: bad settings, an unreadable model, an unwritable output.
+    """
+    s = settings
+    s.output.mkdir(parents=True, exist_ok=True)
+    s.db.parent.mkdir(parents=True, exist_ok=True)
+    s.report.parent.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 1)
+        clock = now
+
+    split = _phase_split(s, echo)
+    lap("split")
+    collect_session = _phase_collect(s, split, echo)
+    lap("collect")
+    with _no_progress_bars():
+        base, model_dir, metrics, registered, rows = _phase_train(s, split, collect_session, echo)
+    lap("train")
+    ab_session, rates, verdict, comparison = _phase_ab(s, split, base, model_dir, echo)
+    lap("ab")
+    for line in comparison:
+        echo(f"              {line}")
+    empty = PassRate(0, 0)
+    result = LoopResult(
+        split=split,
+        output=s.output,
+        collect_session=collect_session,
+        rows=rows,
+        base_model=base,
+        model_dir=model_dir,
+        train_metrics=metrics,
+        registered=registered,
+        ab_session=ab_session,
+        before=rates.get("A", empty),
+        after=rates.get("B", empty),
+        verdict=verdict,
+        report=s.report,
+        seconds=seconds,
+    )
+    seconds["total"] = round(sum(seconds.values()), 1)
+    return result
