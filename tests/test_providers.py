@@ -25,6 +25,7 @@ from pytest_teach.agents import (
     ModelCallError,
     ModelSpecError,
     OpenAIChat,
+    ReplayChat,
     chat_model,
     parse_model_spec,
 )
@@ -127,8 +128,8 @@ def test_missing_price_file_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_registry_and_spec_errors(tmp_path: Path) -> None:
-    assert dict(CHAT_PROVIDERS) == {"openai": OpenAIChat, "hf": HFChat}
-    assert PROVIDERS == ("scripted", "openai", "hf")  # the spec parser's tuple is unchanged
+    assert dict(CHAT_PROVIDERS) == {"openai": OpenAIChat, "hf": HFChat, "replay": ReplayChat}
+    assert PROVIDERS == ("scripted", "openai", "hf", "replay")
     assert isinstance(chat_model("openai:gpt-4o-mini"), OpenAIChat)
     assert chat_model(parse_model_spec("openai:gpt-4o-mini")).spec == "openai:gpt-4o-mini"
     with pytest.raises(ValueError, match="scripted agents come from the scenario family"):
