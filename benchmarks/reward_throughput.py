@@ -8,7 +8,8 @@ a wrong one and an unparseable one. Each way scores them:
   ``tool_selection.check`` / ``stories.check_story`` on a page opened once);
 - (b) ``pool``: :class:`pytest_teach.rewards.RewardPool` over the bundled suite (the test itself
   runs for each candidate, with ``agent`` answering it), with 1 worker (the per-candidate
-  overhead over (a), both single-threaded) and with ``--workers`` workers (throughput);
+  overhead over (a), both single-threaded, alternated with (a) over ``--rounds`` rounds and
+  compared by their medians) and with ``--workers`` workers (throughput);
 - (c) ``pytest.main``: ``pytest.main([nodeid, "--model", "replay:FILE"])`` in this process per
   candidate, the reward being the exit status (what tools that call pytest in-process do);
 - (d) ``subprocess``: ``python -m pytest nodeid --model replay:FILE`` per candidate.
@@ -22,7 +23,7 @@ Targets: (b) adds at most 5 ms per candidate over (a); (b) is at least 20x faste
 Usage::
 
     .venv/bin/python benchmarks/reward_throughput.py [--family tool_selection|stories|all]
-        [--scenarios 40] [--slow-candidates 12] [--workers 2] [--json PATH]
+        [--scenarios 40] [--slow-candidates 12] [--workers 2] [--rounds 5] [--json PATH]
 
 Exit status 0 (whatever the ratios), 1 when the ways disagree on a reward's pass/fail.
 """
@@ -150,13 +151,42 @@ def _collect(suite: str) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 
 
-def run_direct(candidates: list[Candidate], make: Callable[[], Any]) -> dict[str, Any]:
-    with make() as score:
+def run_direct_and_pool(
+    suite: str, candidates: list[Candidate], make: Callable[[], Any], rounds: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(a) and (b) with one worker, alternated over ``rounds`` rounds (median per-candidate
+    time of each), so both see the same machine: the difference is the pool's overhead."""
+    from pytest_teach.rewards import RewardPool
+
+    a_times: list[float] = []
+    b_times: list[float] = []
+    with make() as score, contextlib.ExitStack() as stack:
         score(*candidates[0])  # warm-up, as the pool's workers are warm
         started = time.perf_counter()
-        values = [score(node, text) for node, text in candidates]
-        seconds = time.perf_counter() - started
-    return {"seconds": seconds, "n": len(values), "values": values}
+        pool = stack.enter_context(RewardPool([suite], workers=1, cwd=ROOT))
+        pool.score([candidates[0]])  # warm-up: fixtures set up once
+        startup = time.perf_counter() - started
+        for _ in range(rounds):
+            started = time.perf_counter()
+            a_values = [score(node, text) for node, text in candidates]
+            a_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            scores = pool.score(candidates)
+            b_times.append(time.perf_counter() - started)
+    a = {
+        "seconds": statistics.median(a_times),
+        "n": len(a_values),
+        "values": a_values,
+        "rounds": [round(t, 3) for t in a_times],
+    }
+    b = {
+        "seconds": statistics.median(b_times),
+        "n": len(scores),
+        "values": [s.value for s in scores],
+        "startup_s": round(startup, 3),
+        "rounds": [round(t, 3) for t in b_times],
+    }
+    return a, b
 
 
 def run_pool(suite: str, candidates: list[Candidate], workers: int) -> dict[str, Any]:
@@ -210,8 +240,17 @@ def run_subprocess(candidates: list[Candidate], tmp: Path) -> dict[str, Any]:
     for i, (node, text) in enumerate(candidates):
         reply = _replay_file(tmp, i, text)
         code = subprocess.run(
-            [sys.executable, "-m", "pytest", node, "--model", f"replay:{reply}", "-q",
-             "-p", "no:cacheprovider"],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                node,
+                "--model",
+                f"replay:{reply}",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ],
             cwd=ROOT,
             capture_output=True,
             check=False,
@@ -225,27 +264,43 @@ def ms_each(run: dict[str, Any]) -> float:
     return run["seconds"] / run["n"] * 1000.0
 
 
-def bench_family(name: str, n: int, slow: int, workers: int) -> dict[str, Any]:
+def bench_family(name: str, n: int, slow: int, workers: int, rounds: int) -> dict[str, Any]:
     suite, candidates, direct = FAMILIES[name](n)
     print(f"\n== {name}: {len(candidates)} candidates ({suite}) ==", flush=True)
     results: dict[str, Any] = {}
-    results["a_direct"] = run_direct(candidates, direct)
-    print(f"(a) direct        {ms_each(results['a_direct']):9.2f} ms/candidate", flush=True)
-    results["b_pool_1"] = run_pool(suite, candidates, 1)
-    print(f"(b) pool x1       {ms_each(results['b_pool_1']):9.2f} ms/candidate "
-          f"(start-up {results['b_pool_1']['startup_s']} s, once)", flush=True)
+    results["a_direct"], results["b_pool_1"] = run_direct_and_pool(
+        suite, candidates, direct, rounds
+    )
+    print(
+        f"(a) direct        {ms_each(results['a_direct']):9.2f} ms/candidate "
+        f"(median of {rounds} rounds, alternated with (b) x1)",
+        flush=True,
+    )
+    print(
+        f"(b) pool x1       {ms_each(results['b_pool_1']):9.2f} ms/candidate "
+        f"(start-up {results['b_pool_1']['startup_s']} s, once)",
+        flush=True,
+    )
     if workers > 1:
         results[f"b_pool_{workers}"] = run_pool(suite, candidates, workers)
-        print(f"(b) pool x{workers}       {ms_each(results[f'b_pool_{workers}']):9.2f} ms/candidate",
-              flush=True)
+        print(
+            f"(b) pool x{workers}       {ms_each(results[f'b_pool_{workers}']):9.2f} ms/candidate",
+            flush=True,
+        )
     few = candidates[:slow]
     with tempfile.TemporaryDirectory() as tmp:
         results["c_pytest_main"] = run_pytest_main(few, Path(tmp))
-        print(f"(c) pytest.main   {ms_each(results['c_pytest_main']):9.2f} ms/candidate "
-              f"({len(few)} candidates)", flush=True)
+        print(
+            f"(c) pytest.main   {ms_each(results['c_pytest_main']):9.2f} ms/candidate "
+            f"({len(few)} candidates)",
+            flush=True,
+        )
         results["d_subprocess"] = run_subprocess(few, Path(tmp))
-        print(f"(d) subprocess    {ms_each(results['d_subprocess']):9.2f} ms/candidate "
-              f"({len(few)} candidates)", flush=True)
+        print(
+            f"(d) subprocess    {ms_each(results['d_subprocess']):9.2f} ms/candidate "
+            f"({len(few)} candidates)",
+            flush=True,
+        )
     a, b1 = results["a_direct"], results["b_pool_1"]
     agree = a["values"] == b1["values"]
     passed_b = [v == 1.0 for v in b1["values"][:slow]]
@@ -264,10 +319,14 @@ def bench_family(name: str, n: int, slow: int, workers: int) -> dict[str, Any]:
         "rewards_agree": agree,
         "pass_fail_agree": agree_slow,
     }
-    print(f"(b) - (a): {summary['pool_overhead_ms']:+.2f} ms per candidate "
-          f"(target <= {OVERHEAD_TARGET_MS:g})")
-    print(f"(c) / (b): {summary['speedup_over_pytest_main']}x (target >= {SPEEDUP_TARGET:g}x); "
-          f"(d) / (b): {summary['speedup_over_subprocess']}x")
+    print(
+        f"(b) - (a): {summary['pool_overhead_ms']:+.2f} ms per candidate "
+        f"(target <= {OVERHEAD_TARGET_MS:g})"
+    )
+    print(
+        f"(c) / (b): {summary['speedup_over_pytest_main']}x (target >= {SPEEDUP_TARGET:g}x); "
+        f"(d) / (b): {summary['speedup_over_subprocess']}x"
+    )
     print(f"rewards/s: {summary['rewards_per_s']}")
     print(f"the ways agree: rewards (a) = (b) {agree}; pass/fail (b) = (c) = (d) {agree_slow}")
     return summary
@@ -277,15 +336,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--family", choices=[*FAMILIES, "all"], default="all")
     parser.add_argument("--scenarios", type=int, default=40, help="scenarios per family")
-    parser.add_argument("--slow-candidates", type=int, default=12,
-                        help="candidates scored by (c) and (d)")
+    parser.add_argument(
+        "--slow-candidates", type=int, default=12, help="candidates scored by (c) and (d)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="pool workers for throughput")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds of (a) alternated with (b) x1; the medians are compared",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     families = list(FAMILIES) if args.family == "all" else [args.family]
-    out = {name: bench_family(name, args.scenarios, args.slow_candidates, args.workers)
-           for name in families}
+    out = {
+        name: bench_family(name, args.scenarios, args.slow_candidates, args.workers, args.rounds)
+        for name in families
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0 if all(r["rewards_agree"] and r["pass_fail_agree"] for r in out.values()) else 1

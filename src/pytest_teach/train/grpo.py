@@ -273,7 +273,12 @@ def train_grpo(
                 peft_config=lora_config(lora, lora_r, lora_alpha),
                 callbacks=[step_callback(on_step)],
             )
-        metrics = run_trainer(trainer, tokenizer, out, keys=("reward", "reward_std", "frac_reward_zero_std", "checks/"))
+        metrics = run_trainer(
+            trainer,
+            tokenizer,
+            out,
+            keys=("reward", "reward_std", "frac_reward_zero_std", "checks/"),
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
