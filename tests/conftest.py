@@ -7,8 +7,30 @@ from pathlib import Path
 import pytest
 
 from pytest_teach import Store, open_store
+from pytest_teach.envs import browser as _browser
 
 REPO = Path(__file__).resolve().parents[1]
+
+# imported here on purpose: pytester unloads modules a test imports in its body
+try:
+    import playwright.sync_api  # noqa: F401
+except ImportError:  # pragma: no cover - the browser extra is missing
+    HAVE_PLAYWRIGHT = False
+else:
+    HAVE_PLAYWRIGHT = True
+
+#: Debian's Chromium (or ``TEACH_CHROMIUM``), ``None`` when there is none.
+CHROMIUM = _browser.find_chromium()
+#: Why browser tests skip here, or ``None`` when they can run.
+NO_BROWSER = (
+    _browser.NO_CHROMIUM
+    if CHROMIUM is None
+    else None
+    if HAVE_PLAYWRIGHT
+    else "playwright is not installed: pip install 'pytest-teach[browser]'"
+)
+#: Marks a test that drives Chromium through Playwright.
+needs_chromium = pytest.mark.skipif(NO_BROWSER is not None, reason=NO_BROWSER or "")
 
 
 def store_dump(path: Path) -> list[str]:

@@ -20,17 +20,8 @@ from pytest_teach.envs.browser.fixtures import VIEWPORT
 from pytest_teach.errors import InfrastructureError
 from pytest_teach.recorder import EpisodeRecorder
 
-from .conftest import REPO
+from .conftest import CHROMIUM, NO_BROWSER, REPO, needs_chromium
 
-# imported at module level on purpose: pytester unloads modules a test imports in its body
-try:
-    import playwright.sync_api  # noqa: F401
-except ImportError:  # pragma: no cover - the browser extra is missing
-    HAVE_PLAYWRIGHT = False
-else:
-    HAVE_PLAYWRIGHT = True
-
-CHROMIUM = br.find_chromium()
 SUITE = str(REPO / "scenarios" / "browser")
 
 
@@ -44,10 +35,8 @@ def agent(spec: str) -> Agent:
 
 @pytest.fixture(scope="module")
 def launched():
-    if CHROMIUM is None:
-        pytest.skip(br.NO_CHROMIUM)
-    if not HAVE_PLAYWRIGHT:
-        pytest.skip("playwright is not installed: pip install 'pytest-teach[browser]'")
+    if NO_BROWSER is not None:
+        pytest.skip(NO_BROWSER)
     with br.launch_browser(CHROMIUM) as running:
         yield running
 
@@ -570,7 +559,7 @@ def test_model_failure_is_infrastructure_not_agent(session: br.BrowserSession) -
 # -- recorded runs -----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(CHROMIUM is None or not HAVE_PLAYWRIGHT, reason=br.NO_CHROMIUM)
+@needs_chromium
 def test_noisy_run_records_both_labels_with_screenshots(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
@@ -641,4 +630,6 @@ def test_fixtures_module_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
     assert out.stdout.strip() == "False"
-    assert sorted(br.__all__) == sorted(br._WHERE)  # every public name loads on first use
+    exported = {name for names in br._EXPORTS.values() for name in names}
+    assert sorted(br.__all__) == sorted(exported)  # every public name loads on first use
+    assert all(getattr(br, name) is not None for name in br.__all__)

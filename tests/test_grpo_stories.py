@@ -26,16 +26,12 @@ from safetensors.torch import load_file  # noqa: E402
 from pytest_teach import open_store  # noqa: E402
 from pytest_teach.cli._train import train  # noqa: E402
 from pytest_teach.envs import stories  # noqa: E402
-from pytest_teach.envs.browser import NO_CHROMIUM, find_chromium  # noqa: E402
 from pytest_teach.pipeline import list_specialist_models  # noqa: E402
 from pytest_teach.train.tiny import build_tiny_model  # noqa: E402
 
-from .conftest import REPO  # noqa: E402
+from .conftest import REPO, needs_chromium  # noqa: E402
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(find_chromium() is None, reason=NO_CHROMIUM),
-]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 NODEID = str(REPO / "scenarios" / "stories" / "test_stories.py") + "::test_story[button]"
 

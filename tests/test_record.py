@@ -17,17 +17,10 @@ from pytest_teach.envs.browser._demo import Demonstration, InteractiveRecorder, 
 from pytest_teach.envs.browser.fixtures import VIEWPORT
 from pytest_teach.export import export
 
+from .conftest import CHROMIUM, needs_chromium
+
 # imported at module level on purpose: pytester unloads modules a test imports in its body
 datasets = pytest.importorskip("datasets")
-try:
-    import playwright.sync_api  # noqa: F401
-except ImportError:  # pragma: no cover - the browser extra is missing
-    HAVE_PLAYWRIGHT = False
-else:
-    HAVE_PLAYWRIGHT = True
-
-CHROMIUM = br.find_chromium()
-needs_chromium = pytest.mark.skipif(CHROMIUM is None or not HAVE_PLAYWRIGHT, reason=br.NO_CHROMIUM)
 
 SCRIPT = [
     {"type": "click", "target": {"role": "button", "name": "Accept all"}},

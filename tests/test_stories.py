@@ -18,22 +18,9 @@ from pytest_teach.envs import stories as st
 from pytest_teach.envs.stories import _page as st_page
 from pytest_teach.export._stories import MIN_REWARD_GAP
 
-from .conftest import REPO
+from .conftest import CHROMIUM, NO_BROWSER, REPO, needs_chromium
 
-# imported at module level on purpose: pytester unloads modules a test imports in its body
-try:
-    import playwright.sync_api  # noqa: F401
-except ImportError:  # pragma: no cover - the browser extra is missing
-    HAVE_PLAYWRIGHT = False
-else:
-    HAVE_PLAYWRIGHT = True
-
-CHROMIUM = br.find_chromium()
 SUITE = str(REPO / "scenarios" / "stories")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None or not HAVE_PLAYWRIGHT,
-    reason=br.NO_CHROMIUM if CHROMIUM is None else "playwright is not installed",
-)
 ACCESSIBLE = st.scripted_generator("accessible")
 DIV_SOUP = st.scripted_generator("div-soup")
 
@@ -47,10 +34,8 @@ def agent(spec: str) -> Agent:
 
 @pytest.fixture(scope="module")
 def page():
-    if CHROMIUM is None:
-        pytest.skip(br.NO_CHROMIUM)
-    if not HAVE_PLAYWRIGHT:
-        pytest.skip("playwright is not installed: pip install 'pytest-teach[browser]'")
+    if NO_BROWSER is not None:
+        pytest.skip(NO_BROWSER)
     with br.launch_browser(CHROMIUM) as running:
         story_page = running.new_page()
         yield story_page
