@@ -17,7 +17,7 @@ from pytest_teach import pipeline as p
 from pytest_teach.cli._model import models as models_group
 from pytest_teach.cli._pipeline import pipeline as pipeline_group
 from pytest_teach.recorder import EpisodeRecorder
-from pytest_teach.store import Store, _schema, _store, new_id
+from pytest_teach.store import Store, _schema, new_id
 from pytest_teach.trainer._pytest import LocalTrainer
 
 SYSTEM = {"role": "system", "content": "Pick the tools."}
@@ -109,19 +109,21 @@ def lines(path: Path) -> list[dict[str, Any]]:
 # -- schema 2 ----------------------------------------------------------------------------------
 
 
-def test_schema_1_store_migrates_to_2_keeping_history(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_schema_1_store_migrates_keeping_history(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    monkeypatch.setattr(_store, "MIGRATIONS", {1: _schema.MIGRATIONS[1]})
-    monkeypatch.setattr(_store, "SCHEMA_VERSION", 1)
-    old = open_store(path, create=True)
-    kept = episode(old, "ts[a]", "success", [{"obs": "o", "action": "a"}])
-    assert old.schema_version == 1
-    old.close()
-    monkeypatch.undo()
+    conn = sqlite3.connect(path)
+    for statement in _schema.MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute(
+        "INSERT INTO episodes(id, nodeid, scenario, outcome, label, created_at) "
+        "VALUES ('ab12cd34ef56ab78', 'n', 'ts[a]', 'success', 0, 1.0)"
+    )
+    conn.commit()
+    conn.close()
     store = open_store(path)
-    assert store.schema_version == 2 and [e.id for e in store.episodes()] == [kept]
+    assert store.schema_version == _schema.SCHEMA_VERSION
+    assert [e.id for e in store.episodes()] == ["ab12cd34ef56ab78"]
     tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
     assert {"improvement_jobs", "training_runs", "registered_models"} <= tables
     job = p.create_improvement_job(store, "planner")

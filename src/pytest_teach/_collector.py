@@ -19,6 +19,7 @@ import pytest
 
 from . import __version__
 from .errors import InfrastructureError
+from .predictor._warning import WARNING_KEY
 from .recorder import EpisodeRecorder
 from .store import (
     ArtifactRef,
@@ -142,9 +143,10 @@ class Collector:
     killed workers left behind.
     """
 
-    def __init__(self, config: pytest.Config, *, persist: bool) -> None:
+    def __init__(self, config: pytest.Config, *, persist: bool, scorer: Any = None) -> None:
         self.config = config
         self.persist = persist
+        self.scorer = scorer  # --intervention-predictor: scores each step as it is recorded
         self.path = db_path(config)
         self.write_failures = 0
         self.store: Store | None = None
@@ -205,7 +207,7 @@ class Collector:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if is_recorded(item):
-            item.stash[RECORDER_KEY] = EpisodeRecorder(enabled=True)
+            item.stash[RECORDER_KEY] = EpisodeRecorder(enabled=True, scorer=self.scorer)
             item.stash[PHASES_KEY] = {"started": time.time()}
 
     @pytest.hookimpl(wrapper=True)
@@ -231,6 +233,10 @@ class Collector:
         recorder = item.stash[RECORDER_KEY]
         described = describe(item)
         call_report = phases.get("call", (None, None))[0]
+        meta = {**described["meta"], **recorder.meta_values}
+        warning = recorder.warning()
+        if warning is not None:
+            meta[WARNING_KEY] = warning
         episode = recorder.build(
             episode_id=new_id(),
             nodeid=item.nodeid,
@@ -242,7 +248,7 @@ class Collector:
             model=recorder.model or item.stash.get(MODEL_KEY, None),
             arm=item.stash.get(ARM_KEY, None),
             params=described["params"],
-            meta={**described["meta"], **recorder.meta_values},
+            meta=meta,
             duration_s=call_report.duration if call_report is not None else None,
             error=error,
             worker=self.worker,

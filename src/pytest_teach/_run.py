@@ -17,6 +17,7 @@ from ._collector import episode_from_wire
 from .store import Episode, Store, StoreError
 
 DEFAULT_REPORT = "reports/teach-report.html"
+_FLAGGED_SHOWN = 20
 
 
 class RunResults:
@@ -31,8 +32,10 @@ class RunResults:
         ab: tuple[str, str] | None,
         gate: bool,
         report_path: Path | None,
+        scorer: Any = None,
     ) -> None:
         self.config = config
+        self.scorer = scorer  # --intervention-predictor
         self.db = db
         self.session_id = session_id
         self.ab = ab
@@ -158,6 +161,8 @@ class RunResults:
                 line += f"; {failures} could not be written (see warnings)"
             terminalreporter.write_sep("-", "training data")
             terminalreporter.write_line(line)
+        if self.scorer is not None:
+            self._summarize_warnings(terminalreporter)
         if self.comparison is not None:
             from .compare import render_comparison
 
@@ -172,6 +177,33 @@ class RunResults:
             terminalreporter.write_line(f"pytest-teach report: {self.report_written}")
         if self.report_error:
             terminalreporter.write_line(f"pytest-teach report: {self.report_error}", red=True)
+
+    def _summarize_warnings(self, terminalreporter: Any) -> None:
+        from .predictor import summarize_warnings, warning_of
+
+        scored = [w for w in map(warning_of, self.episodes) if w is not None]
+        summary = summarize_warnings(scored)
+        terminalreporter.write_sep("-", "early warning")
+        terminalreporter.write_line(
+            f"pytest-teach: intervention predictor {self.scorer.path} "
+            f"(threshold {self.scorer.threshold:.3f}): " + "; ".join(summary.lines())
+        )
+        for note in [*self.scorer.notes, *filter(None, [self.scorer.problem])]:
+            terminalreporter.write_line(f"  note: {note}", yellow=True)
+        for w in summary.flagged[:_FLAGGED_SHOWN]:
+            p = "-" if w.max_p is None else f"{w.max_p:.2f}"
+            if w.failed:
+                ending = f"failed at step {w.steps - 1}: lead time {w.lead} step(s)"
+            else:
+                ending = f"{w.outcome} (a false alarm)" if w.outcome == "success" else w.outcome
+            terminalreporter.write_line(
+                f"  WARNED {w.scenario} [{w.model or '-'}] at step {w.warned_at} "
+                f"(p up to {p}); {ending}",
+                red=w.failed,
+            )
+        hidden = len(summary.flagged) - _FLAGGED_SHOWN
+        if hidden > 0:
+            terminalreporter.write_line(f"  ... and {hidden} more (see the report)")
 
 
 def report_path(config: pytest.Config) -> Path | None:

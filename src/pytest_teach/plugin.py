@@ -22,10 +22,20 @@ from ._collector import (
 from ._run import DEFAULT_REPORT, RunResults, report_path
 from .agents import Agent, ModelSpecError, parse_model_spec
 from .envs.browser.fixtures import browser, browser_page, site
+from .envs.minigrid.fixtures import add_minigrid_options, minigrid_env
 from .recorder import EpisodeRecorder
 from .trainer._pytest import add_trainer_options, configure_trainer, trainer
 
-__all__ = ["agent", "browser", "browser_page", "episode", "site", "teacher", "trainer"]
+__all__ = [
+    "agent",
+    "browser",
+    "browser_page",
+    "episode",
+    "minigrid_env",
+    "site",
+    "teacher",
+    "trainer",
+]
 
 DEFAULT_MODEL = "scripted:oracle"
 COLLECTOR_NAME = "teach-collector"
@@ -88,7 +98,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the `teacher` fixture: oracle (the family's expert, default) or a model spec "
         "(openai:MODEL, hf:PATH); ini: teach_teacher",
     )
+    group.addoption(
+        "--intervention-predictor",
+        metavar="PATH",
+        default=None,
+        help="score every step with this intervention predictor (a directory from `teach train "
+        "predictor`, or its intervention_predictor.pt); warnings go to the summary and report",
+    )
     add_trainer_options(group)
+    add_minigrid_options(group)
     parser.addini("teach_db", "pytest-teach experience store path, relative to the rootdir")
     parser.addini("teach_teacher", "the `teacher` fixture's spec (oracle)")
     parser.addini("teach_cache_dir", "where --teach-cache keeps model calls (.teach/cache)")
@@ -139,9 +157,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--ab-gate needs --ab SPEC_A,SPEC_B")
     persist = bool(config.getoption("collect_training_data"))
     report = report_path(config)
-    if not (persist or ab or report):
+    scorer = _load_predictor(config)
+    if not (persist or ab or report or scorer):
         return
-    collector = Collector(config, persist=persist)
+    collector = Collector(config, persist=persist, scorer=scorer)
     config.pluginmanager.register(collector, COLLECTOR_NAME)
     if not hasattr(config, "workerinput"):
         results = RunResults(
@@ -151,9 +170,25 @@ def pytest_configure(config: pytest.Config) -> None:
             ab=ab,
             gate=bool(config.getoption("ab_gate")),
             report_path=report,
+            scorer=scorer,
         )
         results.collector = collector
         config.pluginmanager.register(results, RESULTS_NAME)
+
+
+def _load_predictor(config: pytest.Config) -> Any:
+    """The live scorer behind ``--intervention-predictor`` (loads torch), or None."""
+    path = config.getoption("intervention_predictor")
+    if not path:
+        return None
+    from .predictor import LiveScorer, PredictorError
+
+    # an xdist controller runs no test: it reports the warnings, its workers score
+    scores = hasattr(config, "workerinput") or config.getoption("dist", "no") == "no"
+    try:
+        return LiveScorer.load(path, scores=scores)
+    except PredictorError as exc:
+        raise pytest.UsageError(f"--intervention-predictor: {exc}") from None
 
 
 def model_spec(config: pytest.Config) -> str:

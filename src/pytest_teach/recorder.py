@@ -12,13 +12,24 @@ import io
 import math
 import mimetypes
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .reward import Reward
 from .store import Episode, EpisodeDataError, Label, Step, entropy_of, to_jsonable
 
-__all__ = ["EpisodeRecorder"]
+__all__ = ["EpisodeRecorder", "StepScorer"]
+
+
+class StepScorer(Protocol):
+    """Scores a run step by step (``pytest --intervention-predictor``)."""
+
+    threshold: float
+
+    def score(self, steps: Sequence[Step], image_of: Callable[[str], bytes | None]) -> float | None:
+        """P(intervention) of the last of ``steps``; None when it could not be scored."""
+
 
 _OVERRIDE_KINDS = {"success": 0, "intervention": 1}
 
@@ -51,8 +62,10 @@ def _finite(value: Any, where: str) -> float:
 class EpisodeRecorder:
     """Records one episode. Obtain it through the ``episode`` fixture."""
 
-    def __init__(self, *, enabled: bool) -> None:
+    def __init__(self, *, enabled: bool, scorer: StepScorer | None = None) -> None:
         self.enabled = enabled
+        self.scorer = scorer if enabled else None
+        self.warned_at: int | None = None
         self.steps: list[Step] = []
         self.rewards: tuple[float, dict[str, float]] | None = None
         self.metrics: dict[str, float] = {}
@@ -126,7 +139,40 @@ class EpisodeRecorder:
                 error=None if error is None else to_jsonable(error, f"{where} error="),
             )
         )
+        if self.scorer is not None:
+            self._score(self.scorer)
         return index
+
+    @property
+    def intervention_p(self) -> float | None:
+        """The intervention predictor's probability for the latest step, when the run is scored
+        (``--intervention-predictor``); None otherwise."""
+        return self.steps[-1].intervention_p if self.steps else None
+
+    def _score(self, scorer: StepScorer) -> None:
+        def image_of(sha: str) -> bytes | None:
+            blob = self.blobs.get(sha)
+            return blob[0] if blob else None
+
+        p = scorer.score(self.steps, image_of)
+        if p is None:
+            return
+        self.steps[-1].intervention_p = round(float(p), 6)
+        if self.warned_at is None and p >= scorer.threshold:
+            self.warned_at = self.steps[-1].index
+
+    def warning(self) -> dict[str, Any] | None:
+        """The early warning of a scored run: the threshold, the first step at or above it (None
+        when no step crossed it), the highest probability and the number of steps."""
+        if self.scorer is None:
+            return None
+        scored = [s.intervention_p for s in self.steps if s.intervention_p is not None]
+        return {
+            "threshold": self.scorer.threshold,
+            "step": self.warned_at,
+            "p": max(scored) if scored else None,
+            "steps": len(self.steps),
+        }
 
     def reward(self, value: float | Reward, **components: float) -> None:
         """Set the episode's reward, with named components (``reward(0.8, exact=1, recall=0.5)``),

@@ -19,9 +19,11 @@ from ._feedback import feedback
 from ._loop import loop_cmd
 from ._model import model, models
 from ._pipeline import pipeline
+from ._predictor import evaluate_cmd, select_cmd
 from ._record import record_cmd
 from ._report import report_cmd
 from ._serve import serve_model_cmd
+from ._teachable import teachable
 from ._train import train
 from ._trainer import trainer
 
@@ -114,6 +116,9 @@ cli.add_command(models)
 cli.add_command(pipeline)
 cli.add_command(feedback)
 cli.add_command(loop_cmd)
+cli.add_command(teachable)
+cli.add_command(evaluate_cmd)
+cli.add_command(select_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from ._common import DB_OPTION, TeachGroup, fail, open_db
+from ._predictor import encoder_cmd, predictor_cmd
 
 #: Where the default tiny base model is cached (``<dir>/tiny-base``).
 TINY_CACHE = Path(".teach") / "models" / "tiny"
@@ -128,8 +129,7 @@ def _train(
         fail("--data and --suite exclude each other: give one")
     if given and used:
         fail(
-            f"{given[0]} excludes the store filters ({', '.join('--' + k for k in used)}): "
-            "give one"
+            f"{given[0]} excludes the store filters ({', '.join('--' + k for k in used)}): give one"
         )
     if opts["max_steps"] and opts["epochs"]:
         fail("--max-steps and --epochs exclude each other: give one")
@@ -392,3 +392,7 @@ def grpo_cmd(
         num_generations=num_generations,
         max_completion_length=max_completion_length,
     )
+
+
+train.add_command(encoder_cmd)
+train.add_command(predictor_cmd)

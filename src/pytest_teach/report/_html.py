@@ -48,6 +48,7 @@ _REDACT_MARGIN = 2048  # past a cut: longer than any secret the patterns match i
 _LAST_STEPS = 3
 _MAX_SESSIONS = 50
 _MAX_REGRESSIONS = 100
+_MAX_WARNING_ROWS = 500
 _MAX_IMAGE_BYTES = 4 * 1024 * 1024
 _IMAGE_BUDGET = 32 * 1024 * 1024
 _BINS = 10
@@ -474,9 +475,49 @@ def _history(h: History | None) -> dict[str, Any] | None:
     }
 
 
+def _early_warnings(episodes: Sequence[Episode]) -> dict[str, Any] | None:
+    """The runs scored by ``--intervention-predictor``: which were warned, which failures were
+    missed, and how many steps before the failure each warning came."""
+    from ..predictor import summarize_warnings, warning_of
+
+    scored = [w for w in map(warning_of, episodes) if w is not None]
+    if not scored:
+        return None
+    summary = summarize_warnings(scored)
+    listed = [w for w in scored if w.warned or w.failed]
+    listed.sort(key=lambda w: (not w.failed, w.warned_at is None, w.scenario))
+    rows = [
+        {
+            "scenario": w.scenario,
+            "model": w.model or "",
+            "outcome": w.outcome,
+            "warned_at": "" if w.warned_at is None else str(w.warned_at),
+            "p": _fmt(w.max_p, ".3f"),
+            "failed_at": str(w.steps - 1) if w.failed else "",
+            "lead": "" if w.lead is None else str(w.lead),
+            "verdict": (
+                ("warned" if w.warned else "missed")
+                if w.failed
+                else ("false alarm" if w.outcome == "success" else "warned")
+            ),
+        }
+        for w in listed[:_MAX_WARNING_ROWS]
+    ]
+    thresholds = sorted({w.threshold for w in scored})
+    return {
+        "lines": summary.lines(),
+        "median_lead": "" if summary.median_lead is None else f"{summary.median_lead:g}",
+        "threshold": ", ".join(f"{t:.3f}" for t in thresholds),
+        "rows": rows,
+        "hidden": max(len(listed) - _MAX_WARNING_ROWS, 0),
+    }
+
+
 def _failures(
     episodes: Sequence[Episode], images: _Images, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
+    from ..predictor import warning_of
+
     shown: list[dict[str, Any]] = []
     total = 0
     for e in episodes:
@@ -496,10 +537,18 @@ def _failures(
                     "error": _clip(_as_text(s.error), _ERROR_CHARS),
                     "image": uri,
                     "image_note": why,
+                    "p": _fmt(s.intervention_p, ".3f"),
                 }
             )
+        warning = warning_of(e)
         shown.append(
             {
+                "warning": (
+                    None
+                    if warning is None or not warning.warned
+                    else f"warned at step {warning.warned_at}"
+                    + ("" if warning.lead is None else f", {warning.lead} step(s) before failing")
+                ),
                 "scenario": e.scenario,
                 "model": e.model or "",
                 "outcome": e.outcome,
@@ -531,7 +580,9 @@ def build_report(
 
     Sections: run summary, dataset balance, A/B comparison (with ``comparison``), per-scenario
     table (sortable and filterable), reward distributions per model, history trend (with
-    ``history``) and failure details (at most ``max_failures``; the rest are counted).
+    ``history``), early warnings (for runs scored by ``--intervention-predictor``: who was
+    warned, at which step, and the lead time before the failure) and failure details (at most
+    ``max_failures``; the rest are counted).
     ``image`` maps a screenshot's artifact sha256 to its PNG/JPEG/WebP bytes. The document uses
     inline CSS, inline SVG, a small inline script and data: URIs only, so it works offline.
     """
@@ -550,6 +601,7 @@ def build_report(
         "outcomes": _OUTCOMES,
         "distributions": _distributions(episodes),
         "history": _history(history),
+        "warnings": _early_warnings(episodes),
         "failures": failures,
         "failures_total": failures_total,
         "failures_hidden": failures_total - len(failures),

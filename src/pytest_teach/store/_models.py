@@ -26,6 +26,7 @@ class Step:
     correction: Any = None
     screenshot: str | None = None
     error: dict[str, Any] | None = None
+    intervention_p: float | None = None
 
 
 @dataclass

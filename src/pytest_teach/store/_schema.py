@@ -146,6 +146,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX registered_models_agent ON registered_models(agent, created_at)",
     ),
+    3: (
+        # the intervention predictor's probability for the step, when a run was scored live
+        # (pytest --intervention-predictor); NULL for steps recorded without one
+        "ALTER TABLE steps ADD COLUMN intervention_p REAL",
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -613,7 +613,8 @@ _INSERT_EPISODE = (
 )
 _INSERT_STEP = (
     "INSERT INTO steps(episode_id, idx, observation, action, messages, valid_actions, probs, "
-    "entropy, label, correction, screenshot, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    "entropy, label, correction, screenshot, error, intervention_p) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -656,6 +657,7 @@ def _step_row(episode_id: str, s: Step) -> tuple[Any, ...]:
         None if s.correction is None else dumps(s.correction),
         s.screenshot,
         None if s.error is None else dumps(s.error),
+        s.intervention_p,
     )
 
 
@@ -711,6 +713,7 @@ def _step_from_row(r: sqlite3.Row) -> Step:
         correction=loads(r["correction"]),
         screenshot=r["screenshot"],
         error=loads(r["error"]),
+        intervention_p=r["intervention_p"],
     )
 
 

@@ -30,6 +30,8 @@ __all__ = [
 #: family name -> oracle(context, observation, valid_actions) -> (action, diagnosis)
 Oracle = Callable[[Any, Any, Sequence[Any]], tuple[Any, str]]
 _ORACLES: dict[str, Oracle] = {}
+#: Families whose oracle registers itself when this module is imported (on first use).
+_ORACLE_MODULES = {"minigrid": "pytest_teach.envs.minigrid._teacher"}
 
 
 @dataclass
@@ -99,6 +101,10 @@ class OracleTeacher(Teacher):
         context: Any = None,
     ) -> Suggestion:
         """Ask the registered oracle of ``family``; validate its answer like any other."""
+        if family in _ORACLE_MODULES and family not in _ORACLES:
+            import importlib
+
+            importlib.import_module(_ORACLE_MODULES[family])
         if family is None or family not in _ORACLES:
             known = ", ".join(sorted(_ORACLES)) or "none registered"
             return Suggestion(None, "", f"no oracle teacher for family {family!r} ({known})")

