@@ -187,6 +187,12 @@ class HFChat(ChatModel):
         _load(self.base, self.adapter)
         return self
 
+    def release(self) -> None:
+        """Drop the loaded weights from this process's cache (the next call loads them again):
+        for a caller that loads many short-lived models, such as micro-trained students."""
+        with _LOAD_LOCK:
+            _MODELS.pop((self.base, self.adapter), None)
+
     @property
     def tokenizer(self) -> Any:
         """The model's tokenizer (loads the model)."""

@@ -14,6 +14,7 @@ import click
 from .. import __version__
 from ._common import DB_OPTION, TeachGroup, open_db
 from ._compare import compare_cmd, history_cmd
+from ._experiment import EXPERIMENT_COMMANDS
 from ._export import export_cmd
 from ._feedback import feedback
 from ._loop import loop_cmd
@@ -116,6 +117,8 @@ cli.add_command(models)
 cli.add_command(pipeline)
 cli.add_command(feedback)
 cli.add_command(loop_cmd)
+for _verb in EXPERIMENT_COMMANDS:
+    teachable.add_command(_verb)
 cli.add_command(teachable)
 cli.add_command(evaluate_cmd)
 cli.add_command(select_cmd)

@@ -99,8 +99,9 @@ def _max_steps(default: int) -> Any:
     )
 
 
-def _task_options(n_tasks: int, max_steps: int) -> Any:
-    """--n-tasks (seeds per level), --seed-start and --max-steps."""
+def _task_options(n_tasks: int | None, max_steps: int, default: str = "") -> Any:
+    """--n-tasks (seeds per level), --seed-start and --max-steps (``n_tasks`` ``None``: the
+    verb picks, as ``default`` says)."""
 
     def apply(func: Any) -> Any:
         func = _max_steps(max_steps)(func)
@@ -111,8 +112,8 @@ def _task_options(n_tasks: int, max_steps: int) -> Any:
             "--n-tasks",
             type=click.IntRange(min=1),
             default=n_tasks,
-            show_default=True,
-            help="tasks (seeds) per level: scaling up is raising this",
+            show_default=n_tasks is not None,
+            help="tasks (seeds) per level: scaling up is raising this" + default,
         )(func)
 
     return apply
@@ -559,6 +560,78 @@ def _figures(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _full_options(func: Any) -> Any:
+    """The sizes of --full's phases (tiny defaults: a pilot)."""
+    options = (
+        click.option(
+            "--n-per-quadrant",
+            type=click.IntRange(min=1),
+            default=2,
+            show_default=True,
+            help="--full: snapshots micro-trained per quadrant",
+        ),
+        click.option(
+            "--n-validation-rollouts",
+            type=click.IntRange(min=1),
+            default=3,
+            show_default=True,
+            help="--full: micro-training's rollouts, before and after",
+        ),
+        click.option(
+            "--eval-tasks",
+            type=click.IntRange(min=1),
+            default=5,
+            show_default=True,
+            help="--full: evaluation tasks per level",
+        ),
+        click.option(
+            "--budget",
+            type=click.IntRange(min=1),
+            default=4,
+            show_default=True,
+            help="--full: the selection experiment's K",
+        ),
+        click.option(
+            "--seeds",
+            type=click.IntRange(min=1),
+            default=2,
+            show_default=True,
+            help="--full: the selection experiment's repeats",
+        ),
+        click.option(
+            "--student-episodes",
+            type=click.IntRange(min=1),
+            default=20,
+            show_default=True,
+            help="--full without --student: demonstrations per level for the tiny student",
+        ),
+        click.option(
+            "--student-steps",
+            type=click.IntRange(min=1),
+            default=200,
+            show_default=True,
+            help="--full without --student: the tiny student's SFT steps",
+        ),
+    )
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _experiment_settings(kw: dict[str, Any]) -> Any:
+    from ..teachable import ExperimentSettings
+
+    return ExperimentSettings(
+        n_per_quadrant=kw["n_per_quadrant"],
+        n_validation_rollouts=kw["n_validation_rollouts"],
+        eval_tasks=kw["eval_tasks"],
+        budget=kw["budget"],
+        seeds=kw["seeds"],
+        student_episodes=kw["student_episodes"],
+        student_steps=kw["student_steps"],
+    )
+
+
 @teachable.command("pilot")
 @click.option(
     "-o",
@@ -568,10 +641,15 @@ def _figures(result: dict[str, Any]) -> str:
 )
 @click.option("--force", is_flag=True, help="reuse a non-empty --output (its pilot files go)")
 @click.option("--resume", is_flag=True, help="keep --output's snapshots and labels, go on")
-@click.option("--student", default="scripted:noisy-0.5", show_default=True, metavar="SPEC")
+@click.option(
+    "--student",
+    metavar="SPEC",
+    help="the student rolled out (default: scripted:noisy-0.5; with --full, a tiny LM student "
+    "built first into OUTPUT/student)",
+)
 @SUITE_OPTION
 @LEVELS
-@_task_options(n_tasks=2, max_steps=10)
+@_task_options(n_tasks=None, max_steps=10, default=" [default: 2; 8 with --full]")
 @MOCK_ENV
 @click.option(
     "--per-episode",
@@ -582,19 +660,28 @@ def _figures(result: dict[str, Any]) -> str:
 )
 @_label_options
 @EMBEDDER
+@click.option(
+    "--full",
+    is_flag=True,
+    help="go on with phases 1B, 2, 3 and 5 (micro-train, train-matrix, eval, select) and the "
+    "figures and tables",
+)
+@_full_options
 @THREADS
 @click.option("--json", "as_json", is_flag=True, help="print pilot.json")
 def pilot_cmd(output: str | None, force: bool, resume: bool, as_json: bool, **kw: Any) -> None:
-    """Phases 0, 1 and 4 end to end: rollouts, snapshots, labels, plots, predictor.
+    """Phases 0, 1 and 4 end to end: rollouts, snapshots, labels, plots, predictor; with
+    --full also phases 1B, 2, 3 and 5 and the figures and tables, in one results folder.
 
     \b
     Examples:
       teach teachable pilot --n-tasks 2 --max-steps 10 --mock-env --skip-api
+      teach teachable pilot --full --mock-env --skip-api          # every phase, tiny N
       teach teachable pilot --student hf:.teach/teachable/student/model --n-tasks 75 \\
           --max-steps 16 --skip-api -o .teach/teachable/real
     """
     from ..teachable import PilotSettings, run_pilot
-    from ..teachable._pilot import PILOT_OUTPUTS
+    from ..teachable._pilot import FULL_OUTPUTS, PILOT_OUTPUTS
 
     threads = kw.pop("threads")
     _threads(threads)
@@ -604,7 +691,7 @@ def pilot_cmd(output: str | None, force: bool, resume: bool, as_json: bool, **kw
     if out.is_dir() and any(out.iterdir()) and not resume:
         if not force:
             fail(f"--output {out} is not empty; pass --resume to go on, --force to start over")
-        for name in PILOT_OUTPUTS:
+        for name in (*PILOT_OUTPUTS, *FULL_OUTPUTS):
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -615,7 +702,7 @@ def pilot_cmd(output: str | None, force: bool, resume: bool, as_json: bool, **kw
         suite=kw["suite"],
         student=kw["student"],
         levels=_levels(kw["levels"]),
-        n_tasks=kw["n_tasks"],
+        n_tasks=kw["n_tasks"] or (8 if kw["full"] else 2),
         seed_start=kw["seed_start"],
         max_steps=kw["max_steps"],
         mock_env=kw["mock_env"],
@@ -624,11 +711,16 @@ def pilot_cmd(output: str | None, force: bool, resume: bool, as_json: bool, **kw
         embedder=kw["embedder"],
         resume=resume,
         threads=threads,
+        full=kw["full"],
+        experiment=_experiment_settings(kw),
     )
-    click.echo(f"teach teachable pilot -> {out}")
+    click.echo(f"teach teachable pilot{' --full' if kw['full'] else ''} -> {out}")
     report = run_pilot(settings, echo=click.echo)
     result = json.loads((out / "training_result.json").read_text(encoding="utf-8"))
     click.echo(_figures(result))
+    if report["experiments"]:
+        for claim, held in report["experiments"]["hypotheses"].items():
+            click.echo(f"hypothesis: {claim}: {held}")
     times = ", ".join(f"{k} {v:.1f}s" for k, v in report["seconds"].items() if k != "total")
     click.echo(f"total {report['seconds']['total']:.1f}s ({times}); results in {out}")
     if as_json:

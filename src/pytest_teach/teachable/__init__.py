@@ -10,12 +10,21 @@ supervision reliably changes the outcome. This package measures it on gridworld 
   test (``ELP_net``, ``route_net``) and a quadrant (``labeled_snapshots.jsonl``);
   :func:`plot_thresholds` draws the distributions;
 - phase 4: :func:`train_predictor` learns U, L, ELP and the quadrant from the snapshot's text;
+- phase 1B: :func:`micro_train` validates the CPT score by micro-training
+  (``cpt_correlation.json``);
+- phase 2: :func:`train_matrix` fine-tunes per quadrant and supervision format
+  (``training_summary.json``);
+- phase 3: :func:`evaluate` plays every model on a fixed set (five CSVs);
+- phase 5: :func:`run_selection` compares RANDOM, ENTROPY, PREDICTOR and ORACLE selection at a
+  budget (``selection_summary.json``);
+- :func:`write_figures` and :func:`write_tables` draw the results;
 - :func:`run_pilot` chains them; :func:`build_student` makes the tiny LM student.
 
 ``teach teachable ...`` is the command-line face. Heavy libraries (torch, scikit-learn,
 matplotlib, minigrid) are imported by the functions that need them.
 """
 
+from ._artifacts import FIGURES, TABLES, hypotheses, load_results, write_figures, write_tables
 from ._collect import Collection, Rollouts, collect
 from ._embed import (
     EMBEDDERS,
@@ -25,11 +34,15 @@ from ._embed import (
     field_words,
     make_embedder,
 )
+from ._eval import EVAL_FILES, Bench, EvalSettings, evaluate
+from ._experiment import EVAL_SEED_START, Experiment, Split
 from ._files import TeachableError
 from ._label import LABELED_SCHEMA, LabelSettings, apply_quadrants, label_snapshots
+from ._matrix import BASELINES, TRAINING_SUMMARY, MatrixSettings, train_matrix
+from ._micro import CORRELATION, MICRO_RESULTS, MicroSettings, micro_train
 from ._mine import SNAPSHOT_SCHEMA, MineResult, decode_state, mine
 from ._patches import PATCH_KINDS, contrast_patch, demo_patch, hint_patch
-from ._pilot import PilotSettings, run_pilot
+from ._pilot import ExperimentSettings, PilotSettings, run_pilot
 from ._plots import plot_thresholds
 from ._predictor import (
     PREDICTOR_SCHEMA,
@@ -42,50 +55,88 @@ from ._predictor import (
 )
 from ._quadrants import QUADRANTS, assign_quadrant, auto_thresholds
 from ._ranking import ndcg_at_k, precision_at_k
-from ._rollout import rollout, rollout_rng
+from ._rollout import Outcome, play, rollout, rollout_rng
+from ._select import METHODS, SELECTION_SUMMARY, SelectSettings, run_selection
+from ._stats import bootstrap_mean, spearman, t_interval
 from ._student import DEMO_SEED_START, StudentSettings, build_student
+from ._supervision import FORMATS, FineTune, finetune, supervision_row
 
 __all__ = [
+    "BASELINES",
+    "CORRELATION",
     "DEMO_SEED_START",
     "EMBEDDERS",
+    "EVAL_FILES",
+    "EVAL_SEED_START",
+    "FIGURES",
+    "FORMATS",
     "LABELED_SCHEMA",
+    "METHODS",
+    "MICRO_RESULTS",
     "PATCH_KINDS",
     "PREDICTOR_SCHEMA",
     "QUADRANTS",
     "READS",
     "SEED_TARGETS",
+    "SELECTION_SUMMARY",
     "SNAPSHOT_SCHEMA",
+    "TABLES",
+    "TRAINING_SUMMARY",
+    "Bench",
     "Collection",
     "Embedder",
+    "EvalSettings",
+    "Experiment",
+    "ExperimentSettings",
+    "FineTune",
     "HashingEmbedder",
     "LabelSettings",
+    "MatrixSettings",
+    "MicroSettings",
     "MineResult",
     "MiniLMEmbedder",
+    "Outcome",
     "PilotSettings",
     "PredictorSettings",
     "Rollouts",
+    "SelectSettings",
+    "Split",
     "StudentSettings",
     "TeachableError",
     "apply_quadrants",
     "assign_quadrant",
     "auto_thresholds",
+    "bootstrap_mean",
     "build_student",
     "collect",
     "contrast_patch",
     "decode_state",
-    "field_words",
     "demo_patch",
+    "evaluate",
+    "field_words",
+    "finetune",
     "hint_patch",
+    "hypotheses",
     "label_snapshots",
+    "load_results",
     "make_embedder",
+    "micro_train",
     "mine",
     "ndcg_at_k",
+    "play",
     "plot_thresholds",
     "precision_at_k",
     "rollout",
     "rollout_rng",
     "run_pilot",
+    "run_selection",
     "snapshot_text",
+    "spearman",
     "state_features",
+    "supervision_row",
+    "t_interval",
+    "train_matrix",
     "train_predictor",
+    "write_figures",
+    "write_tables",
 ]

@@ -22,6 +22,8 @@ __all__ = [
     "read_json",
     "read_rows",
     "require",
+    "resume_checkpoint",
+    "write_csv",
     "write_json",
     "write_rows",
 ]
@@ -39,6 +41,27 @@ def dump_line(row: dict[str, Any]) -> str:
 def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     """Write JSONL rows atomically (a temporary file renamed into place); return the count."""
     return atomic_write_lines(path, (dump_line(r) for r in rows))
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[dict[str, Any]]) -> int:
+    """Write a CSV table atomically (floats to 4 decimals, ``None`` empty); return the rows."""
+    import csv
+    import io
+
+    def cell(value: Any) -> Any:
+        if value is None:
+            return ""
+        return f"{value:.4f}" if isinstance(value, float) else value
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    count = 0
+    for row in rows:
+        writer.writerow([cell(row.get(k)) for k in header])
+        count += 1
+    atomic_write_text(path, buffer.getvalue())
+    return count
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -136,3 +159,28 @@ def read_checkpoint(path: Path) -> list[dict[str, Any]]:
         rows.append(row)
         good += len(line) + 1
     return rows
+
+
+def resume_checkpoint(
+    checkpoint: Path, config_file: Path, config: dict[str, Any], *, restart: bool, what: str
+) -> list[dict[str, Any]]:
+    """The rows a checkpoint already holds, when they were made with ``config`` (kept in
+    ``config_file``); ``restart`` discards them first.
+
+    Raises:
+        TeachableError: the checkpoint holds ``what`` made with other settings.
+    """
+    if restart:
+        checkpoint.unlink(missing_ok=True)
+    done = read_checkpoint(checkpoint)
+    if done and config_file.exists():
+        before = read_json(config_file)
+        changed = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k))
+        if changed:
+            raise TeachableError(
+                f"{checkpoint} holds {len(done)} {what} made with other settings "
+                f"({', '.join(changed)}); pass --restart to start over or another --output"
+            )
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    write_json(config_file, config)
+    return done

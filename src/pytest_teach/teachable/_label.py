@@ -38,10 +38,10 @@ from ..teacher import Teacher, make_teacher
 from ._files import (
     TeachableError,
     append_checkpoint,
-    read_checkpoint,
     read_json,
     read_rows,
     require,
+    resume_checkpoint,
     write_json,
     write_rows,
 )
@@ -314,21 +314,9 @@ _SHAPING = (
 
 
 def _resume(s: LabelSettings, config: dict[str, Any]) -> list[dict[str, Any]]:
-    out = s.output
-    checkpoint = out / CHECKPOINT
-    if s.restart:
-        checkpoint.unlink(missing_ok=True)
-    done = read_checkpoint(checkpoint)
-    if done and (out / CONFIG).exists():
-        before = read_json(out / CONFIG)
-        changed = sorted(k for k in set(before) | set(config) if before.get(k) != config.get(k))
-        if changed:
-            raise TeachableError(
-                f"{checkpoint} holds {len(done)} labels made with other settings "
-                f"({', '.join(changed)}); pass --restart to start over or another --output"
-            )
-    write_json(out / CONFIG, config)
-    return done
+    return resume_checkpoint(
+        s.output / CHECKPOINT, s.output / CONFIG, config, restart=s.restart, what="labels"
+    )
 
 
 def apply_quadrants(rows: list[dict[str, Any]], s: LabelSettings) -> dict[str, Any]:
@@ -403,6 +391,7 @@ def label_snapshots(
     write_rows(s.output / LABELED, labeled_rows)
     summary = {
         "snapshots": len(labeled_rows),
+        "snapshots_file": str(snapshots.resolve()),
         "quadrants": counts(labeled_rows),
         "thresholds": thresholds,
         "routes": dict(Counter((r["cpt"] or {}).get("route_net") for r in labeled_rows)),

@@ -17,13 +17,13 @@ from typing import Any
 from ._files import TeachableError, read_json, read_rows, write_json
 from ._quadrants import QUADRANTS, QUANTILES, assign_quadrant, counts, quantile
 
-__all__ = ["PLOTS", "plot_thresholds"]
+__all__ = ["PLOTS", "plot_thresholds", "save_figure"]
 
 PLOTS = ("hist_U.png", "hist_L.png", "scatter_U_L.png")
 _COLORS = dict(zip(QUADRANTS, ("tab:red", "tab:orange", "tab:grey", "tab:blue"), strict=True))
 
 
-def _save(figure: Any, target: Path) -> None:
+def save_figure(figure: Any, target: Path) -> None:
     """Save a figure beside ``target`` and rename it into place."""
     tmp = target.with_name(f".{target.name}.tmp")
     figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -82,7 +82,7 @@ def plot_thresholds(
         ax.set_xlabel(label)
         ax.set_ylabel("snapshots")
         ax.legend()
-        _save(figure, output / name)
+        save_figure(figure, output / name)
         plt.close(figure)
     figure, ax = plt.subplots(figsize=(6, 5))
     for quadrant in QUADRANTS:
@@ -101,7 +101,7 @@ def plot_thresholds(
     ax.set_xlabel("U (nats)")
     ax.set_ylabel("L_local")
     ax.legend(fontsize=8)
-    _save(figure, output / "scatter_U_L.png")
+    save_figure(figure, output / "scatter_U_L.png")
     plt.close(figure)
     data = {
         "n": len(pairs),

@@ -45,7 +45,7 @@ _EXPORTS = {
         "build_messages",
         "student_for",
     ),
-    "_teacher": ("hint_for",),
+    "_teacher": ("hint_for", "hint_text"),
     "_world": ("EpisodeOver", "SnapshotError", "World", "make_world", "replay"),
 }
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "build_messages",
     "describe_thing",
     "hint_for",
+    "hint_text",
     "is_mock",
     "make_world",
     "parse_action",
@@ -118,5 +119,5 @@ if TYPE_CHECKING:
         build_messages,
         student_for,
     )
-    from ._teacher import hint_for
+    from ._teacher import hint_for, hint_text
     from ._world import EpisodeOver, SnapshotError, World, make_world, replay

@@ -103,6 +103,12 @@ def build_messages(observation: str, patch: Patch | None = None) -> list[dict[st
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
+def _argmax(probs: dict[str, float]) -> str:
+    """The most likely action; ties go to the one listed first in :data:`ACTIONS`."""
+    order = {a: i for i, a in enumerate(ACTIONS)}
+    return min(probs, key=lambda a: (-probs[a], order.get(a, len(order))))
+
+
 def _sample(probs: dict[str, float], rng: random.Random) -> str:
     actions = list(probs)
     return rng.choices(actions, weights=[probs[a] for a in actions])[0]
@@ -126,6 +132,12 @@ class Student(ABC):
     ) -> Decision:
         """The action for ``observation`` in ``world`` (``patch`` is advice in the prompt;
         ``explore`` samples from the student's distribution)."""
+
+    def greedy(self, world: World, observation: str) -> Decision:
+        """The student's most likely action, deterministically (what evaluation plays): the
+        argmax of its distribution, ties broken by the order of :data:`ACTIONS`. A student
+        without a distribution answers as :meth:`act` does without exploring."""
+        return self.act(world, observation, random.Random(0))
 
 
 class ScriptedStudent(Student):
@@ -159,6 +171,15 @@ class ScriptedStudent(Student):
         probs = self.distribution(world, patch)
         action = _sample(probs, rng)
         messages = build_messages(observation, patch)
+        return Decision(
+            action, action, probs, [*messages, {"role": "assistant", "content": action}]
+        )
+
+    def greedy(self, world: World, observation: str) -> Decision:
+        """The argmax of :meth:`distribution`."""
+        probs = self.distribution(world)
+        action = _argmax(probs)
+        messages = build_messages(observation)
         return Decision(
             action, action, probs, [*messages, {"role": "assistant", "content": action}]
         )
@@ -231,6 +252,19 @@ class LMStudent(Student):
                 self._memo.clear()
             self._memo[key] = probs
         return probs
+
+    def greedy(self, world: World, observation: str) -> Decision:
+        """The argmax of the model's scored distribution (one forward pass, no generation);
+        a model that can't score actions replies at temperature 0, parsed strictly."""
+        messages = build_messages(observation)
+        started = time.perf_counter()
+        probs = self._scored(messages)
+        if probs is None:
+            return self.act(world, observation, random.Random(0))
+        action = _argmax(probs)
+        latency = (time.perf_counter() - started) * 1000.0
+        reply = [*messages, {"role": "assistant", "content": action}]
+        return Decision(action, action, probs, reply, latency_ms=latency)
 
     def act(
         self,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ._render import relative_position
 from ._world import World
 
-__all__ = ["hint_for"]
+__all__ = ["hint_for", "hint_text"]
 
 _GUIDANCE = {
     "left": "Turn to face the way that leads there before you move.",
@@ -28,7 +28,12 @@ _GUIDANCE = {
 def hint_for(world: World, action: str | None) -> str:
     """One or two sentences that point towards ``action`` without naming it: where the
     mission's object is, and what kind of move helps."""
-    target = world.target()
+    return hint_text(world.target(), action)
+
+
+def hint_text(target: tuple[str, int, int] | None, action: str | None) -> str:
+    """:func:`hint_for` from what it reads of the world: the mission's object as ``(description,
+    right, forward)`` (``None`` when unknown) and the action to point towards."""
     parts = []
     if target is not None:
         description, right, forward = target
