@@ -26,19 +26,22 @@ def _apply(func: Any, options: tuple[Any, ...]) -> Any:
     return func
 
 
+RESULTS_OPTION = click.option(
+    "-r",
+    "--results",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=str(RESULTS),
+    show_default=True,
+    help="the results folder (teach teachable label/pilot -o), which each phase reads and writes",
+)
+
+
 def _results_options(func: Any) -> Any:
     """--results, --student, --snapshots, --restart and --threads."""
     return _apply(
         func,
         (
-            click.option(
-                "-r",
-                "--results",
-                type=click.Path(file_okay=False, path_type=Path),
-                default=str(RESULTS),
-                show_default=True,
-                help="the labeled results folder (teach teachable label/pilot -o)",
-            ),
+            RESULTS_OPTION,
             click.option(
                 "--student",
                 metavar="hf:DIR",
@@ -82,6 +85,21 @@ def _finetune_options(func: Any) -> Any:
                 default=False,
                 show_default=True,
                 help="train a LoRA adapter, or every weight of the student",
+            ),
+            click.option(
+                "--rehearsal",
+                type=click.IntRange(min=0),
+                default=0,
+                show_default=True,
+                metavar="N",
+                help="mix N rows the student was trained on into each run (against forgetting)",
+            ),
+            click.option(
+                "--rehearsal-data",
+                type=click.Path(dir_okay=False),
+                metavar="FILE",
+                help="the rows --rehearsal samples (default: demos.jsonl beside the student's "
+                "model, as teach teachable student writes it)",
             ),
         ),
     )
@@ -127,6 +145,8 @@ def _finetune(kw: dict[str, Any], seed: int) -> Any:
         batch_size=kw.pop("batch_size"),
         lora=kw.pop("lora"),
         seed=seed,
+        rehearsal=kw.pop("rehearsal"),
+        rehearsal_data=kw.pop("rehearsal_data"),
     )
 
 
@@ -339,14 +359,7 @@ def _artifact_options(func: Any) -> Any:
     return _apply(
         func,
         (
-            click.option(
-                "-r",
-                "--results",
-                type=click.Path(file_okay=False, path_type=Path),
-                default=str(RESULTS),
-                show_default=True,
-                help="the results folder the phases wrote",
-            ),
+            RESULTS_OPTION,
             click.option(
                 "-o", "--output", type=click.Path(file_okay=False, path_type=Path), metavar="DIR"
             ),

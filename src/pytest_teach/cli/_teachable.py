@@ -560,68 +560,45 @@ def _figures(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: --full's sizes: (option, default, help).
+_FULL_SIZES = (
+    ("--n-per-quadrant", 2, "snapshots micro-trained per quadrant"),
+    ("--n-validation-rollouts", 3, "micro-training's rollouts, before and after"),
+    ("--eval-tasks", 5, "evaluation tasks per level"),
+    ("--budget", 4, "the selection experiment's K"),
+    ("--seeds", 2, "the selection experiment's repeats"),
+    ("--student-episodes", 20, "without --student: demonstrations per level for the tiny student"),
+    ("--student-steps", 200, "without --student: the tiny student's SFT steps"),
+)
+
+
 def _full_options(func: Any) -> Any:
-    """The sizes of --full's phases (tiny defaults: a pilot)."""
-    options = (
-        click.option(
-            "--n-per-quadrant",
+    """The sizes of --full's phases (tiny defaults: a pilot), and --rehearsal."""
+    func = click.option(
+        "--rehearsal",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        metavar="N",
+        help="--full: mix N of the student's own training rows into each matrix and selection "
+        "run (against forgetting)",
+    )(func)
+    for name, default, text in reversed(_FULL_SIZES):
+        func = click.option(
+            name,
             type=click.IntRange(min=1),
-            default=2,
+            default=default,
             show_default=True,
-            help="--full: snapshots micro-trained per quadrant",
-        ),
-        click.option(
-            "--n-validation-rollouts",
-            type=click.IntRange(min=1),
-            default=3,
-            show_default=True,
-            help="--full: micro-training's rollouts, before and after",
-        ),
-        click.option(
-            "--eval-tasks",
-            type=click.IntRange(min=1),
-            default=5,
-            show_default=True,
-            help="--full: evaluation tasks per level",
-        ),
-        click.option(
-            "--budget",
-            type=click.IntRange(min=1),
-            default=4,
-            show_default=True,
-            help="--full: the selection experiment's K",
-        ),
-        click.option(
-            "--seeds",
-            type=click.IntRange(min=1),
-            default=2,
-            show_default=True,
-            help="--full: the selection experiment's repeats",
-        ),
-        click.option(
-            "--student-episodes",
-            type=click.IntRange(min=1),
-            default=20,
-            show_default=True,
-            help="--full without --student: demonstrations per level for the tiny student",
-        ),
-        click.option(
-            "--student-steps",
-            type=click.IntRange(min=1),
-            default=200,
-            show_default=True,
-            help="--full without --student: the tiny student's SFT steps",
-        ),
-    )
-    for option in reversed(options):
-        func = option(func)
+            help=f"--full: {text}",
+        )(func)
     return func
 
 
 def _experiment_settings(kw: dict[str, Any]) -> Any:
-    from ..teachable import ExperimentSettings
+    from ..teachable import ExperimentSettings, FineTune
 
     return ExperimentSettings(
+        finetune=FineTune(epochs=3, lr=1e-3, batch_size=8, rehearsal=kw["rehearsal"]),
         n_per_quadrant=kw["n_per_quadrant"],
         n_validation_rollouts=kw["n_validation_rollouts"],
         eval_tasks=kw["eval_tasks"],

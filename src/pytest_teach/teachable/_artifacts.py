@@ -75,15 +75,21 @@ def _short(quadrant: str | None) -> str:
 # -- figures -------------------------------------------------------------------------------------
 
 
+def _open(results: Path, output: Path | None, folder: str) -> tuple[dict[str, Any], Path]:
+    """What the phases wrote, and the output folder (``results/folder`` by default), made."""
+    data = load_results(results)
+    out = output or results / folder
+    out.mkdir(parents=True, exist_ok=True)
+    return data, out
+
+
 def write_figures(results: Path, output: Path | None = None) -> list[Path]:
     """Draw every figure whose input is in ``results``; return the files written.
 
     Raises:
         TeachableError: nothing of the experiment in ``results``.
     """
-    data = load_results(results)
-    out = output or results / "figures"
-    out.mkdir(parents=True, exist_ok=True)
+    data, out = _open(results, output, "figures")
 
     import matplotlib
 
@@ -322,9 +328,7 @@ def write_tables(results: Path, output: Path | None = None) -> list[Path]:
     Raises:
         TeachableError: nothing of the experiment in ``results``.
     """
-    data = load_results(results)
-    out = output or results / "tables"
-    out.mkdir(parents=True, exist_ok=True)
+    data, out = _open(results, output, "tables")
     written: list[Path] = []
     if "eval" in data:
         trained = {r["run"]: r for r in (data.get("matrix") or {}).get("runs", [])}

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._experiment import EVAL_SEED_START, Experiment
+from ._experiment import EVAL_SEED_START, Experiment, shaping
 from ._files import (
     TeachableError,
     append_checkpoint,
@@ -138,8 +138,7 @@ def evaluate(s: EvalSettings, echo: Echo = lambda line: None) -> dict[str, Any]:
     bench = Bench.of(exp, split.test, s)
     runs = _models(summary)
     fingerprint = {
-        **{k: v for k, v in asdict(s).items() if k not in ("results", "restart", "snapshots")},
-        "student": exp.student,
+        **shaping(s, exp.student),
         "runs": {r["run"]: [r["model"], r["loss"]] for r in runs},
     }
     done = resume_checkpoint(

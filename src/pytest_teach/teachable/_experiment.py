@@ -32,6 +32,7 @@ __all__ = [
     "SPLIT",
     "Experiment",
     "Split",
+    "shaping",
     "stable_order",
 ]
 
@@ -40,6 +41,15 @@ SPLIT = "split.json"
 EVAL_SEED_START = 50_000
 
 Echo = Callable[[str], None]
+
+
+def shaping(settings: Any, student: str) -> dict[str, Any]:
+    """The settings that shape a phase's results (what a resume must match): every field of
+    ``settings`` but where its files are and whether to restart, with the student."""
+    from dataclasses import asdict
+
+    skip = ("results", "restart", "snapshots", "student")
+    return {**{k: v for k, v in asdict(settings).items() if k not in skip}, "student": student}
 
 
 def stable_order(keys: list[str], seed: int) -> list[str]:

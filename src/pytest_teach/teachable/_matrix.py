@@ -154,6 +154,7 @@ def train_matrix(s: MatrixSettings, echo: Echo = lambda line: None) -> dict[str,
             entry.update(
                 status="done",
                 rows=len(rows),
+                rehearsal_rows=metrics["rehearsal_rows"],
                 steps=metrics["steps"],
                 loss=metrics["loss"],
                 train_loss=metrics["train_loss"],
@@ -166,7 +167,8 @@ def train_matrix(s: MatrixSettings, echo: Echo = lambda line: None) -> dict[str,
         echo(
             f"[matrix] {number}/{len(runs)} {run.name}: "
             + (
-                f"{entry['rows']} rows, {entry['steps']} steps, loss {entry['loss']:.3f} "
+                f"{entry['rows']} rows (+{entry['rehearsal_rows']} rehearsal), {entry['steps']} "
+                f"steps, loss {entry['loss']:.3f} "
                 f"({entry['seconds']:.0f}s)"
                 if entry["status"] == "done"
                 else entry["reason"]

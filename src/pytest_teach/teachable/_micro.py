@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._experiment import Experiment, stable_order
+from ._experiment import Experiment, shaping, stable_order
 from ._files import TeachableError, append_checkpoint, resume_checkpoint, write_json
 from ._quadrants import QUADRANTS
 from ._rollout import rollout, rollout_rng
@@ -104,14 +104,10 @@ def micro_train(s: MicroSettings, echo: Echo = lambda line: None) -> dict[str, A
         raise TeachableError(f"unknown --format {s.format!r}; use route, {', '.join(FORMATS)}")
     exp = Experiment.open(s.results, student=s.student, snapshots=s.snapshots)
     sampled = _sample(exp, s)
-    config = {
-        **{k: v for k, v in asdict(s).items() if k not in ("results", "restart", "snapshots")},
-        "student": exp.student,
-    }
     done = resume_checkpoint(
         s.results / CHECKPOINT,
         s.results / CONFIG,
-        config,
+        shaping(s, exp.student),
         restart=s.restart,
         what="micro-training results",
     )

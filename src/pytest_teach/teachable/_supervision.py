@@ -11,12 +11,16 @@ the prompt holds besides the observation:
 
 Evaluation never shows advice, so ``hint`` and ``contrast`` measure how far learning to follow
 advice carries over to acting alone. :func:`finetune` runs what ``teach train sft --data ROWS``
-runs (:func:`~pytest_teach.train.sft.train_sft`) and records that command line.
+runs (:func:`~pytest_teach.train.sft.train_sft`) and records that command line. With
+``rehearsal`` it mixes in that many rows the student was trained on (``demos.jsonl`` beside
+its model, or ``rehearsal_data``), a seeded sample: failure states alone are mostly turns, and
+a student trained on them alone learns to turn.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ from typing import Any
 from ._files import TeachableError, write_rows
 from ._patches import contrast_patch, hint_patch
 
-__all__ = ["FORMATS", "FineTune", "finetune", "supervision_row"]
+__all__ = ["FORMATS", "FineTune", "finetune", "rehearsal_rows", "supervision_row"]
 
 FORMATS: tuple[str, ...] = ("demo", "hint", "contrast")
 
@@ -70,20 +74,49 @@ class FineTune:
     batch_size: int = 8
     lora: bool = False
     seed: int = 0
+    rehearsal: int = 0
+    rehearsal_data: str | None = None
 
     def steps_for(self, rows: int) -> int:
         """The optimiser steps for ``rows`` rows."""
         return self.steps or max(1, math.ceil(self.epochs * rows / self.batch_size))
 
 
+def rehearsal_rows(ft: FineTune, base: Path) -> list[dict[str, Any]]:
+    """``ft.rehearsal`` of the student's own training rows, sampled with ``ft.seed``.
+
+    Raises:
+        TeachableError: no such rows, or fewer than asked for.
+    """
+    if not ft.rehearsal:
+        return []
+    from ..train.sft import SFTDataError, load_chat_rows
+
+    path = Path(ft.rehearsal_data) if ft.rehearsal_data else base.parent / "demos.jsonl"
+    if not path.exists():
+        raise TeachableError(
+            f"--rehearsal {ft.rehearsal} needs the student's training rows: no {path}; pass "
+            "--rehearsal-data FILE (chat rows)"
+        )
+    try:
+        rows = load_chat_rows(path)
+    except SFTDataError as exc:
+        raise TeachableError(str(exc)) from None
+    if len(rows) < ft.rehearsal:
+        raise TeachableError(f"--rehearsal {ft.rehearsal}: {path} holds {len(rows)} rows")
+    return random.Random(ft.seed).sample(rows, ft.rehearsal)
+
+
 def finetune(rows: list[dict[str, Any]], base: Path, folder: Path, ft: FineTune) -> dict[str, Any]:
-    """Write ``rows`` to ``folder/rows.jsonl`` and fine-tune ``base`` on them into
-    ``folder/model``; return the training metrics with the equivalent ``command``."""
+    """Write ``rows`` (with ``ft.rehearsal`` rows of the student's own mixed in) to
+    ``folder/rows.jsonl`` and fine-tune ``base`` on them into ``folder/model``; return the
+    training metrics with the equivalent ``command``."""
     from ..loop._loop import _no_progress_bars
     from ..train.sft import train_sft
 
     if not rows:
         raise TeachableError(f"{folder}: no supervision rows to train on")
+    rows = [*rows, *rehearsal_rows(ft, base)]
     folder.mkdir(parents=True, exist_ok=True)
     data, model = folder / "rows.jsonl", folder / "model"
     write_rows(data, rows)
@@ -104,4 +137,9 @@ def finetune(rows: list[dict[str, Any]], base: Path, folder: Path, ft: FineTune)
         "--lora" if ft.lora else "--full", "--max-steps", str(steps), "--lr", f"{ft.lr:g}",
         "--batch-size", str(ft.batch_size), "--seed", str(ft.seed), "-o", str(model),
     ]  # fmt: skip
-    return {**metrics, "model": str(model), "command": shlex.join(command)}
+    return {
+        **metrics,
+        "model": str(model),
+        "command": shlex.join(command),
+        "rehearsal_rows": ft.rehearsal,
+    }
