@@ -2,7 +2,8 @@
 
 The verbs are the phases: ``student`` (build the tiny LM student), ``rollouts`` and ``mine``
 (phase 0), ``label`` and ``plot-thresholds`` (phase 1), ``predictor`` (phase 4), and ``pilot``
-(all of them into one results folder). The work lives in :mod:`pytest_teach.teachable`.
+(all of them into one results folder). The experiments of phases 1B to 5 are in
+:mod:`._experiment`. The work lives in :mod:`pytest_teach.teachable`.
 """
 
 from __future__ import annotations
@@ -202,11 +203,17 @@ def teachable() -> None:
     label            phase 1: U, leverage, the contextual patch test, quadrants
     plot-thresholds  phase 1: the U and L distributions and the thresholds
     predictor        phase 4: predict U, L, ELP and the quadrant from the snapshot's text
-    pilot            phases 0, 1 and 4 into one results folder
+    micro-train      phase 1B: does the CPT score predict what a few training steps do?
+    train-matrix     phase 2: fine-tune per quadrant x supervision format, plus baselines
+    eval             phase 3: every model on fresh tasks and held-out snapshots (5 CSVs)
+    select           phase 5: RANDOM / ENTROPY / PREDICTOR / ORACLE picks at a budget
+    figures, tables  the experiment's PNG figures and CSV/Markdown tables
+    pilot            phases 0, 1 and 4 (with --full: all of them) into one results folder
 
     \b
-    Example (the CI smoke run, under 2 minutes on a CPU):
+    Examples (the CI smoke runs, each under 2 minutes on a CPU):
       teach teachable pilot --n-tasks 2 --max-steps 10 --mock-env --skip-api
+      teach teachable pilot --full --mock-env --skip-api
     """
 
 

@@ -300,6 +300,12 @@ def _fmt(value: Any, signed: bool = False) -> str:
     return str(value)
 
 
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+
+
 def _ci(stat: dict[str, Any] | None, signed: bool = True) -> str:
     if not stat or stat.get("mean") is None:
         return "-"
@@ -372,7 +378,7 @@ def write_tables(results: Path, output: Path | None = None) -> list[Path]:
             out,
             "cpt_correlation",
             ["n", "Spearman rho [95% CI]", "p", "Q1 utility", "Q2 utility", "Q1 - Q2"],
-            [[_fmt(c["n"]), _ci({"mean": c["rho"], "ci95": c["ci95"]}), _fmt(c["p_value"]),
+            [[_fmt(c["n"]), _ci({"mean": c["rho"], "ci95": c["ci95"]}), _p(c["p_value"]),
               _ci(q["Q1"]), _ci(q["Q2"]), _ci(q["difference"])]],
         )  # fmt: skip
     written += _table(out, "hypotheses", ["hypothesis", "held", "evidence"], hypotheses(data))
