@@ -199,7 +199,7 @@ def _gain_bars(plt: Any, data: dict[str, Any]) -> Any:
     ax.set_xlabel("training quadrant")
     ax.set_ylabel("task success gain over the student")
     ax.set_title("Gain per training quadrant and supervision format (95% CI over tasks)")
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     return figure
 
 
@@ -245,8 +245,8 @@ def _frontier(plt: Any, data: dict[str, Any]) -> Any:
             frontier.append((retention, gain))
             best = gain
     if frontier:
-        ax.plot([p[0] for p in frontier], [p[1] for p in frontier], color="black",
-                linewidth=1, label="frontier")  # fmt: skip
+        ax.plot([p[0] for p in frontier], [p[1] for p in frontier], color="black", linewidth=1,
+                marker="o", markersize=11, markerfacecolor="none", label="frontier")  # fmt: skip
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.axvline(1 - RETENTION_DROP_TARGET, color="grey", linestyle="--", linewidth=0.8,
                label=f"{RETENTION_DROP_TARGET:.0%} retention drop")  # fmt: skip
