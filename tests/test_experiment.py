@@ -367,3 +367,30 @@ def test_statistics_by_hand() -> None:
     assert mean["mean"] == 0.5 and 0.2 < mean["ci95"][0] < 0.5 < mean["ci95"][1] < 0.8
     diff = bootstrap_mean([1.0, 1.0, 1.0], minus=[0.0, 0.0])
     assert diff["mean"] == 1.0 and diff["ci95"] == [1.0, 1.0]
+
+
+def test_rehearsal_mixes_in_a_seeded_sample_of_the_students_own_rows(tmp_path: Path) -> None:
+    from pytest_teach.teachable import FineTune
+    from pytest_teach.teachable._supervision import rehearsal_rows
+
+    model = tmp_path / "student" / "model"
+    model.mkdir(parents=True)
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"q{i}"},
+                {"role": "assistant", "content": "left"},
+            ]
+        }
+        for i in range(10)
+    ]
+    (model.parent / "demos.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    picked = rehearsal_rows(FineTune(rehearsal=4, seed=1), model)
+    assert len(picked) == 4 and all(p in rows for p in picked)
+    assert picked == rehearsal_rows(FineTune(rehearsal=4, seed=1), model)
+    assert picked != rehearsal_rows(FineTune(rehearsal=4, seed=2), model)
+    assert rehearsal_rows(FineTune(), model) == []
+    with pytest.raises(TeachableError, match="holds 10 rows"):
+        rehearsal_rows(FineTune(rehearsal=11), model)
+    with pytest.raises(TeachableError, match=r"no .*demos.jsonl; pass --rehearsal-data"):
+        rehearsal_rows(FineTune(rehearsal=1), tmp_path / "elsewhere" / "model")
