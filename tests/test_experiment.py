@@ -394,3 +394,13 @@ def test_rehearsal_mixes_in_a_seeded_sample_of_the_students_own_rows(tmp_path: P
         rehearsal_rows(FineTune(rehearsal=11), model)
     with pytest.raises(TeachableError, match=r"no .*demos.jsonl; pass --rehearsal-data"):
         rehearsal_rows(FineTune(rehearsal=1), tmp_path / "elsewhere" / "model")
+
+
+def test_the_eval_seed_default_shown_is_the_one_used() -> None:
+    from click.testing import CliRunner
+
+    from pytest_teach.cli import cli
+    from pytest_teach.teachable import EVAL_SEED_START
+
+    shown = CliRunner().invoke(cli, ["teachable", "eval", "--help"]).stdout
+    assert f"first seed [default: {EVAL_SEED_START}]" in " ".join(shown.split())

@@ -105,10 +105,14 @@ def _finetune_options(func: Any) -> Any:
     )
 
 
-def _bench_options(func: Any) -> Any:
-    """The evaluation set: --eval-tasks, --eval-seed-start, --eval-max-steps."""
+def _eval_seed_start() -> int:
     from ..teachable import EVAL_SEED_START
 
+    return EVAL_SEED_START
+
+
+def _bench_options(func: Any) -> Any:
+    """The evaluation set: --eval-tasks, --eval-seed-start, --eval-max-steps."""
     return _apply(
         func,
         (
@@ -122,9 +126,9 @@ def _bench_options(func: Any) -> Any:
             click.option(
                 "--eval-seed-start",
                 type=int,
-                default=EVAL_SEED_START,
-                show_default=True,
-                help="the evaluation tasks' first seed (apart from the mined ones)",
+                default=_eval_seed_start,
+                help="the evaluation tasks' first seed [default: 50000], apart from the mined "
+                "ones (from 0) and the demonstrations' (from 100000)",
             ),
             click.option(
                 "--eval-max-steps",

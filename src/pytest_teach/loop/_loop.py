@@ -8,17 +8,17 @@ train phase.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..train._common import no_progress_bars
 from ._split import LoopError, Split, split_tests, write_ids
 
 __all__ = [
@@ -225,24 +225,6 @@ def _section(output: str, title: str) -> list[str]:
                 body.append(text)
             return body
     return []
-
-
-@contextlib.contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """Silence transformers' and datasets' progress bars (the loop prints its own progress)."""
-    import datasets
-    from transformers.utils import logging
-
-    bars = logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if bars[0]:
-            logging.enable_progress_bar()
-        if bars[1]:
-            datasets.enable_progress_bars()
 
 
 # -- phases ------------------------------------------------------------------------------------
@@ -492,7 +474,7 @@ def run_loop(settings: LoopSettings, echo: Echo = lambda line: None) -> LoopResu
     lap("split")
     collect_session = _phase_collect(s, split, echo)
     lap("collect")
-    with _no_progress_bars():
+    with no_progress_bars():
         base, model_dir, metrics, registered, rows = _phase_train(s, split, collect_session, echo)
     lap("train")
     ab_session, rates, verdict, comparison = _phase_ab(s, split, base, model_dir, echo)

@@ -346,8 +346,7 @@ def write_tables(results: Path, output: Path | None = None) -> list[Path]:
                 [m["run"], m["kind"], m["quadrant"] or "-", m["format"] or "-",
                  _fmt(t.get("n_snapshots")), _fmt(t.get("steps")), _fmt(m["success_rate"]),
                  _ci({"mean": m["gain"], "ci95": m["gain_ci95"]}),
-                 _fmt(None if m["snapshot_success"] is None
-                      else m["snapshot_success"] - m["snapshot_base"], True),
+                 _fmt(m["snapshot_gain"], True),
                  _fmt(m["retention"]["retention"]),
                  f"{stuck['timeouts']}/{stuck['episodes']}", f"{stuck['loops']}/{stuck['episodes']}"]
             )  # fmt: skip

@@ -211,6 +211,8 @@ def score(
                 "base_success": _rate([bool(base["snapshots"][i]) for i in ids]),
             }
         snapshot_ids = sorted(quadrant_of)
+        snapshot_success = _rate([bool(record["snapshots"][i]) for i in snapshot_ids])
+        snapshot_base = _rate([bool(base["snapshots"][i]) for i in snapshot_ids])
         models.append(
             {
                 **describe[name],
@@ -220,8 +222,11 @@ def score(
                 "gain": gain["mean"],
                 "gain_ci95": gain["ci95"],
                 "held_out": len(snapshot_ids),
-                "snapshot_success": _rate([bool(record["snapshots"][i]) for i in snapshot_ids]),
-                "snapshot_base": _rate([bool(base["snapshots"][i]) for i in snapshot_ids]),
+                "snapshot_success": snapshot_success,
+                "snapshot_base": snapshot_base,
+                "snapshot_gain": None
+                if snapshot_success is None
+                else snapshot_success - (snapshot_base or 0.0),
                 "per_quadrant": per_quadrant,
                 "retention": {
                     "base_solved": len(solved),
@@ -325,15 +330,12 @@ def _write_tables(out: Path, result: dict[str, Any]) -> None:
             "held_out",
             "snapshot_success",
             "snapshot_gain",
-        ],  # fmt: skip
+        ],
         (
             {
                 **m,
                 "gain_ci_low": (m["gain_ci95"] or [None, None])[0],
                 "gain_ci_high": (m["gain_ci95"] or [None, None])[1],
-                "snapshot_gain": None
-                if m["snapshot_success"] is None
-                else m["snapshot_success"] - m["snapshot_base"],
             }
             for m in models
         ),
@@ -381,6 +383,6 @@ def _write_tables(out: Path, result: dict[str, Any]) -> None:
             "invalid",
             "invalid_rate",
             "mean_steps",
-        ],  # fmt: skip
+        ],
         (_stuck(m) for m in models),
     )

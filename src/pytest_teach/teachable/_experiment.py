@@ -167,11 +167,11 @@ class Experiment:
         are dropped from memory on leaving."""
         from ..agents._hf import HFChat
         from ..envs.minigrid import LMStudent
-        from ..loop._loop import _no_progress_bars
+        from ..train._common import no_progress_bars
 
         chat = HFChat(str(model_dir or self.model_dir))
         try:
-            with _no_progress_bars():
+            with no_progress_bars():
                 chat.load()
         except ValueError as exc:
             raise TeachableError(str(exc)) from None

@@ -202,18 +202,13 @@ def _summarise(
         bases.append(scored["base"])
         for method, name in zip(METHODS, names, strict=True):
             m, record = scored[name], records[name]
-            snapshot_gain = (
-                None
-                if m["snapshot_success"] is None
-                else m["snapshot_success"] - m["snapshot_base"]
-            )
             entries[method].append(
                 {
                     "seed": seed,
                     "chosen": record["chosen"],
                     "reliability_gain": m["gain"],
                     "retention": m["retention"]["retention"],
-                    "snapshot_gain": snapshot_gain,
+                    "snapshot_gain": m["snapshot_gain"],
                     "mean_ELP_chosen": _mean(by_id[i]["cpt"]["ELP_net"] for i in record["chosen"]),
                     "mean_U_chosen": _mean(by_id[i]["U"] for i in record["chosen"]),
                     "loss": record["loss"],

@@ -111,7 +111,7 @@ def finetune(rows: list[dict[str, Any]], base: Path, folder: Path, ft: FineTune)
     """Write ``rows`` (with ``ft.rehearsal`` rows of the student's own mixed in) to
     ``folder/rows.jsonl`` and fine-tune ``base`` on them into ``folder/model``; return the
     training metrics with the equivalent ``command``."""
-    from ..loop._loop import _no_progress_bars
+    from ..train._common import no_progress_bars
     from ..train.sft import train_sft
 
     if not rows:
@@ -121,7 +121,7 @@ def finetune(rows: list[dict[str, Any]], base: Path, folder: Path, ft: FineTune)
     data, model = folder / "rows.jsonl", folder / "model"
     write_rows(data, rows)
     steps = ft.steps_for(len(rows))
-    with _no_progress_bars():
+    with no_progress_bars():
         metrics = train_sft(
             data,
             base,
