@@ -1,15 +1,23 @@
 """`teach record`: a scripted demonstration lands in the store as good steps, a step correction
-turns it into SFT and DPO rows that `datasets` loads, and a person's clicks are captured."""
+turns it into SFT and DPO rows that `datasets` loads, and a person's clicks are captured, in a
+real headed Chromium window on Xvfb too."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from pytest_teach import open_store
+from pytest_teach.cli import cli
 from pytest_teach.cli._record import record_cmd
 from pytest_teach.envs import browser as br
 from pytest_teach.envs.browser._aria import find, parse_snapshot
@@ -214,3 +222,142 @@ def test_a_persons_actions_are_captured_with_their_refs() -> None:
     assert steps[0].observation["url"] == "/shop/index.html"
     assert steps[3].observation["url"] == "/shop/index.html?q=blue+mug"
     assert all(step.screenshot and step.label == "good" for step in steps)
+
+
+# -- headed, in a real window on a virtual X display -------------------------------------------
+
+XVFB = shutil.which("Xvfb")
+needs_xvfb = pytest.mark.skipif(
+    XVFB is None,
+    reason="neither Xvfb nor xvfb-run is installed (apt-get install xvfb, or make browser): "
+    "the headed-window test needs a display",
+)
+
+#: Plays the person in the test below: real mouse clicks at the elements' centres and real key
+#: presses, through the headed page's input pipeline. Before acting it notes how the browser
+#: runs (user agent, window chrome, the Chromium processes on this display).
+DRIVER = textwrap.dedent(
+    """
+    import json, os
+    from pathlib import Path
+
+    def _centre(page, role, name):
+        box = page.get_by_role(role, name=name).bounding_box()
+        return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+    def _chromium_on_this_display():
+        display = ("DISPLAY=" + os.environ["DISPLAY"]).encode()
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\\0")
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\\0")
+            except OSError:
+                continue
+            if display in environ and "chrom" in os.path.basename(argv[0]):
+                found.append(argv)
+        return found
+
+    def person(page):
+        seen = page.evaluate(
+            "() => ({ua: navigator.userAgent, outer: window.outerHeight, inner: window.innerHeight})"
+        )
+        seen["processes"] = _chromium_on_this_display()
+        Path(os.environ["TEACH_TEST_SEEN"]).write_text(json.dumps(seen))
+        page.mouse.click(*_centre(page, "button", "Accept all"))
+        yield
+        page.mouse.click(*_centre(page, "searchbox", "Search products"))
+        page.keyboard.type("blue mug", delay=15)
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/index.html?q=blue+mug")
+        yield
+        page.mouse.click(*_centre(page, "button", "Add Blue Mug to cart"))
+        yield
+    """
+)
+
+
+@pytest.fixture
+def display() -> Iterator[str]:
+    """A fresh Xvfb on a display number it picks itself (-displayfd); always stopped."""
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        [XVFB, "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    try:
+        with os.fdopen(read) as numbers:
+            number = numbers.readline().strip()
+        assert number.isdigit(), f"Xvfb did not report a display (exit {server.poll()})"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@needs_chromium
+@needs_xvfb
+def test_headed_record_under_xvfb_with_real_input(tmp_path: Path, display: str) -> None:
+    (tmp_path / "person_at_window.py").write_text(DRIVER)
+    db, seen = tmp_path / "experience.db", tmp_path / "seen.json"
+    env = {**os.environ, "DISPLAY": display, "PYTHONPATH": str(tmp_path), "TEACH_TEST_SEEN": str(seen)}  # fmt: skip
+    env.pop("WAYLAND_DISPLAY", None)
+    argv = ["record", "--site", "shop", "--task", TASK, "--db", str(db), "--drive", "person_at_window:person"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "pytest_teach.cli", *argv], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    episode_id = done.stdout.strip()
+
+    # the browser ran in a window on this display, not headless
+    browser = json.loads(seen.read_text())
+    assert "Chrome/" in browser["ua"] and "HeadlessChrome" not in browser["ua"]
+    assert browser["outer"] > browser["inner"]  # a window with the browser's own toolbar
+    assert browser["processes"], "no Chromium process found on the Xvfb display"
+    assert not any(arg.startswith("--headless") for argv in browser["processes"] for arg in argv)
+
+    # the listener captured the real clicks and typing, each against the page it was done on
+    store = open_store(db)
+    (episode,) = store.episodes()
+    assert episode.id == episode_id and episode.meta["source"] == "driver"
+    actions = [step.action for step in episode.steps]
+    assert [a["type"] for a in actions] == ["click", "fill", "press", "click", "done"]
+    assert actions[1]["text"] == "blue mug" and actions[2]["key"] == "Enter"
+    targets = [("button", "Accept all"), ("searchbox", "Search products"),
+               ("searchbox", "Search products"), ("button", "Add Blue Mug to cart")]  # fmt: skip
+    for step, (role, name) in zip(episode.steps, targets, strict=False):
+        nodes = parse_snapshot(step.observation["snapshot"])
+        assert find(nodes, {"role": role, "name": name}).ref == step.action["ref"]
+    assert episode.steps[3].observation["url"] == "/shop/index.html?q=blue+mug"
+    assert "Cart (1)" in episode.steps[-1].observation["snapshot"]
+
+    # and the demonstration exports as chat rows
+    out = tmp_path / "demo.jsonl"
+    exported = CliRunner().invoke(cli, ["export", "--db", str(db), "--format", "sft", "-o", str(out)])  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [json.loads(row["messages"][-1]["content"]) for row in rows] == actions
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--drive", "nodots"], "--drive 'nodots': expected MODULE:FUNCTION"),
+        (["--drive", "no_such_module_x:person"], "cannot import 'no_such_module_x'"),
+        (["--drive", "json:person"], "json has no function 'person'"),
+        (["--drive", "json:loads", "--script", "x.json"], "--script and --drive both play"),
+    ],
+)
+def test_bad_driver_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    db = tmp_path / "experience.db"
+    result = record("--site", "shop", "--task", "t", "--db", str(db), "--headless", *args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not db.exists()

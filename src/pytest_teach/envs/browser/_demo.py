@@ -13,13 +13,21 @@ Two sources:
 - a person at a headed browser (:class:`InteractiveRecorder`): an injected listener reports
   clicks, committed inputs, selections and Enter presses through ``page.expose_binding``; each
   event's element is mapped to its ref in the snapshot taken before it.
+
+:func:`record_demonstration` serves the site, launches Chromium and runs either source. The
+person can be played by a *driver* (:func:`load_driver`), a generator function that takes the
+Playwright page and acts on it with real mouse and keyboard input (``page.mouse``,
+``page.keyboard``), yielding after each action; the listener logs its input exactly as it logs
+a person's. That is how the headed recorder is tested unattended (under Xvfb).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import queue
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +38,25 @@ from ._runner import VALID_ACTIONS
 from ._session import validate_action
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
     from ...store import Episode
     from ._session import BrowserSession, Observation
+
+#: Plays the person at the browser: called with the page, it acts through ``page.mouse`` and
+#: ``page.keyboard`` and yields after each action so the action is logged against the page it
+#: was taken on. When it returns, the demonstration ends (as when the window is closed).
+Driver = Callable[["Page"], Iterable[object]]
 
 __all__ = [
     "LISTENER_JS",
     "Demonstration",
+    "Driver",
     "InteractiveRecorder",
     "ScriptError",
+    "load_driver",
     "load_script",
+    "record_demonstration",
     "run_script",
 ]
 
@@ -322,11 +340,21 @@ class InteractiveRecorder:
             return False
         return True
 
-    def run(self) -> None:
-        """Poll until the page is closed (or Ctrl+C)."""
+    def run(self, driver: Driver | None = None) -> None:
+        """Poll until the page is closed (or Ctrl+C); with a ``driver``, until it returns.
+
+        After each of the driver's yields the events it caused are logged (and the page is
+        observed again), so its next action is resolved against the page it was taken on.
+        """
         try:
-            while self.poll():
-                pass
+            if driver is None:
+                while self.poll():
+                    pass
+                return
+            for _ in driver(self.session.page):
+                if not self.poll(50):
+                    return
+            self.poll(50)
         except KeyboardInterrupt:
             pass
 
@@ -359,3 +387,65 @@ class InteractiveRecorder:
         """Log the final ``done`` on the last page seen."""
         if self.observation is not None:
             self.demo.step(self.observation, {"type": "done"})
+
+
+# -- serving, launching and recording -----------------------------------------------------------
+
+
+def load_driver(spec: str) -> Driver:
+    """The driver named ``MODULE:FUNCTION`` (a generator function, see :data:`Driver`).
+
+    Raises :class:`ScriptError` naming what could not be imported or found.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ScriptError(f"--drive {spec!r}: expected MODULE:FUNCTION")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ScriptError(f"--drive {spec!r}: cannot import {module_name!r} ({exc})") from None
+    driver = getattr(module, attr, None)
+    if not callable(driver):
+        raise ScriptError(f"--drive {spec!r}: {module_name} has no function {attr!r}")
+    return driver
+
+
+def record_demonstration(
+    site: str,
+    task: str,
+    *,
+    executable: str,
+    headless: bool,
+    steps: list[dict[str, Any]] | None = None,
+    driver: Driver | None = None,
+    start: str = "index.html",
+    announce: Callable[[str], None] | None = None,
+) -> tuple[Demonstration, InteractiveRecorder | None]:
+    """Serve ``site`` on 127.0.0.1, launch Chromium (``headless`` or in a window) on ``start``,
+    and record a demonstration of ``task``: the ``steps`` of a script, else a person's input
+    (played by ``driver`` when given) until the window is closed.
+
+    ``announce`` receives the site's URL once the recorder listens (for a person). Returns the
+    demonstration and, for a person, the recorder (its ``unresolved`` count). Raises
+    :class:`ScriptError` when a script fails and
+    :class:`~pytest_teach.errors.InfrastructureError` when the browser can't start.
+    """
+    from ._server import SiteServer
+    from ._session import BrowserSession, launch_browser
+    from .fixtures import VIEWPORT
+
+    demo = Demonstration(task)
+    with SiteServer() as server, launch_browser(executable, headless=headless) as launched:
+        page = launched.new_page(viewport=VIEWPORT)
+        session = BrowserSession(page, base_url=server.origin)
+        session.goto(f"/{site}/{start}")
+        if steps is not None:
+            run_script(session, steps, demo)
+            return demo, None
+        recorder = InteractiveRecorder(session, demo)
+        recorder.install()
+        if announce is not None:
+            announce(server.url(site, start))
+        recorder.run(driver)
+        recorder.finish()
+    return demo, recorder
