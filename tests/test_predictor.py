@@ -37,17 +37,19 @@ from PIL import Image  # noqa: E402
 from pytest_teach import open_store  # noqa: E402
 from pytest_teach.cli import cli  # noqa: E402
 from pytest_teach.pipeline import list_specialist_models  # noqa: E402
-from pytest_teach.recorder import EpisodeRecorder  # noqa: E402
-from pytest_teach.store import Store, new_id  # noqa: E402
-from pytest_teach.store._schema import MIGRATIONS  # noqa: E402
-from pytest_teach.train.encoder import (  # noqa: E402
+from pytest_teach.predictor import (  # noqa: E402
     EncoderConfig,
     ExperienceEncoder,
     VisualTower,
-    _clip_visual,
+    load_encoder,
+    load_predictor,
     supcon_loss,
+    tensorize,
 )
-from pytest_teach.train.intervention import load_encoder, load_predictor, tensorize  # noqa: E402
+from pytest_teach.predictor._encoder import _clip_visual  # noqa: E402
+from pytest_teach.recorder import EpisodeRecorder  # noqa: E402
+from pytest_teach.store import Store, new_id  # noqa: E402
+from pytest_teach.store._schema import MIGRATIONS  # noqa: E402
 
 from .conftest import store_dump  # noqa: E402
 

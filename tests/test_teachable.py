@@ -19,14 +19,14 @@ from pytest_teach.envs import minigrid as mg
 from pytest_teach.teachable import (
     QUADRANTS,
     LabelSettings,
-    PredictorSettings,
+    RegressorSettings,
     TeachableError,
     assign_quadrant,
     label_snapshots,
     mine,
     ndcg_at_k,
     precision_at_k,
-    train_predictor,
+    train_teachability_regressor,
 )
 from pytest_teach.teachable._label import _Labeler
 from pytest_teach.teachable._mine import decode_state
@@ -322,7 +322,7 @@ def test_hashing_embedder_tags_words_with_their_field() -> None:
 
 def test_predictor_learns_what_the_text_determines(tmp_path: Path) -> None:
     labeled = _synthetic(tmp_path)
-    result = train_predictor(labeled, PredictorSettings(tmp_path / "out", k=(8,)))
+    result = train_teachability_regressor(labeled, RegressorSettings(tmp_path / "out", k=(8,)))
     assert result["evaluation"] == "5-fold cross-validation grouped by episode"
     assert result["targets"]["U"]["r2"] > 0.8 and result["targets"]["L"]["r2"] > 0.8
     assert result["quadrant"]["accuracy"] > result["quadrant"]["majority_baseline"]

@@ -154,8 +154,7 @@ _ENCODER_SETTLED = {
 
 
 def _training_config(options: dict[str, Any], epochs_predictor: int = 1) -> Any:
-    from ..train.intervention import resolve_device
-    from ..train.predictor import PredictorTrainingConfig
+    from ..predictor import PredictorTrainingConfig, resolve_device
 
     return PredictorTrainingConfig(
         epochs_contrastive=options["epochs_contrastive"],
@@ -197,7 +196,7 @@ def encoder_cmd(db: str, output: str, **options: Any) -> None:
     encoder: `teach train predictor --encoder DIR` then trains the classifier on it, with the
     same held-out episodes.
     """
-    from ..train.predictor import train_encoder
+    from ..predictor import train_encoder
 
     bars = _EpochBars()
     with open_db(db) as store, _one_line_warnings():
@@ -245,7 +244,7 @@ def predictor_cmd(
     registered in the store (`teach models list --agent intervention-predictor`) and runs
     live with `pytest --intervention-predictor DIR`.
     """
-    from ..train.predictor import train_predictor
+    from ..predictor import train_predictor
 
     if encoder is not None:
         ctx = click.get_current_context()
@@ -306,8 +305,7 @@ def evaluate_cmd(
     matrix, the threshold, and the early warnings' lead times, for both models),
     confusion_matrix.png and roc_curve.png.
     """
-    from ..predictor._evaluate import evaluate_predictor
-    from ..train.intervention import load_predictor
+    from ..predictor import evaluate_predictor, load_predictor
 
     with open_db(db) as store, _one_line_warnings():
         predictor = load_predictor(_predictor_path(store, model_path), device=device)
@@ -365,8 +363,7 @@ def select_cmd(
     have taken instead to mark it as needing intervention (and record the correction). The next
     `teach train predictor` learns from both.
     """
-    from ..predictor._select import select_for_labeling
-    from ..train.intervention import load_predictor
+    from ..predictor import load_predictor, select_for_labeling
 
     with open_db(db) as store, _one_line_warnings():
         predictor = load_predictor(_predictor_path(store, model_path), device=device)

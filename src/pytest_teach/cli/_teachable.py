@@ -526,14 +526,14 @@ def predictor_cmd(
     of ranking by predicted ELP against ranking by entropy alone. Writes
     training_result.json, predictions.jsonl and predictor.pkl.
     """
-    from ..teachable import PredictorSettings, train_predictor
+    from ..teachable import RegressorSettings, train_teachability_regressor
 
     _threads(threads)
     out = Path(output) if output else labeled.parent
-    settings = PredictorSettings(
+    settings = RegressorSettings(
         out, embedder=embedder, folds=folds, alpha=alpha, k=ks, seed=seed, threads=threads
     )
-    result = train_predictor(labeled, settings, echo=click.echo)
+    result = train_teachability_regressor(labeled, settings, echo=click.echo)
     click.echo(_figures(result))
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))

@@ -29,7 +29,7 @@ from ._loop import (
     collect_nodeids,
     run_loop,
 )
-from ._split import LoopError, Split, read_ids, scenario_id, split_tests, write_ids
+from ._split import LoopError, SuiteSplit, read_ids, scenario_id, split_tests, write_ids
 
 __all__ = [
     "AGENT",
@@ -38,7 +38,7 @@ __all__ = [
     "LoopResult",
     "LoopSettings",
     "PassRate",
-    "Split",
+    "SuiteSplit",
     "TinyShape",
     "collect_nodeids",
     "read_ids",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..train._common import no_progress_bars
-from ._split import LoopError, Split, split_tests, write_ids
+from ._split import LoopError, SuiteSplit, split_tests, write_ids
 
 __all__ = [
     "AGENT",
@@ -123,7 +123,7 @@ class PassRate:
 class LoopResult:
     """What a loop run did, with the figures read back from the store."""
 
-    split: Split
+    split: SuiteSplit
     output: Path
     collect_session: str
     rows: int
@@ -230,7 +230,7 @@ def _section(output: str, title: str) -> list[str]:
 # -- phases ------------------------------------------------------------------------------------
 
 
-def _phase_split(s: LoopSettings, echo: Echo) -> Split:
+def _phase_split(s: LoopSettings, echo: Echo) -> SuiteSplit:
     nodeids = collect_nodeids(s.suite, s.output / "collect-only.log")
     split = split_tests(nodeids, held_out=s.held_out, seed=s.split_seed, suite=s.suite)
     write_ids(s.output / "train-ids.txt", split.train)
@@ -248,7 +248,7 @@ def _selected(s: LoopSettings, ids_file: str) -> list[str]:
     return [s.suite, "-p", "pytest_teach.loop.select", "--teach-ids", ids_file]
 
 
-def _phase_collect(s: LoopSettings, split: Split, echo: Echo) -> str:
+def _phase_collect(s: LoopSettings, split: SuiteSplit, echo: Echo) -> str:
     ids_file = str((s.output / "train-ids.txt").resolve())
     log = s.output / "collect.log"
     before = _sessions(s.db)
@@ -327,7 +327,7 @@ def _fresh_tiny(s: LoopSettings, rows: list[dict]) -> str:
 
 
 def _phase_train(
-    s: LoopSettings, split: Split, session: str, echo: Echo
+    s: LoopSettings, split: SuiteSplit, session: str, echo: Echo
 ) -> tuple[str, Path, dict[str, Any], Any, int]:
     from ..pipeline import register_trained_model
     from ..store import Store
@@ -411,7 +411,7 @@ def _phase_train(
 
 
 def _phase_ab(
-    s: LoopSettings, split: Split, base: str, model_dir: Path, echo: Echo
+    s: LoopSettings, split: SuiteSplit, base: str, model_dir: Path, echo: Echo
 ) -> tuple[str, dict[str | None, PassRate], str, list[str]]:
     ids_file = str((s.output / "held-out-ids.txt").resolve())
     log = s.output / "ab.log"

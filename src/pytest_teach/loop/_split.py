@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LoopError", "Split", "read_ids", "scenario_id", "split_tests", "write_ids"]
+__all__ = ["LoopError", "SuiteSplit", "read_ids", "scenario_id", "split_tests", "write_ids"]
 
 _PARAM_ID = re.compile(r"\[(?P<id>[^\[\]]+)\]$")
 
@@ -18,7 +18,7 @@ class LoopError(ValueError):
 
 
 @dataclass(frozen=True)
-class Split:
+class SuiteSplit:
     """The suite's test node ids, as collected without ``--ab``, in collection order."""
 
     train: tuple[str, ...]
@@ -33,8 +33,8 @@ def scenario_id(nodeid: str) -> str | None:
 
 def split_tests(
     nodeids: Iterable[str], *, held_out: float = 0.25, seed: int = 0, suite: str = "the suite"
-) -> Split:
-    """Split tool-selection tests into train and held-out by their scenario ids.
+) -> SuiteSplit:
+    """SuiteSplit tool-selection tests into train and held-out by their scenario ids.
 
     The split is :func:`~pytest_teach.envs.tool_selection.split_scenarios`: a stable hash of
     each scenario id decides, and every held-out scenario's exact tool set is also needed by
@@ -72,7 +72,7 @@ def split_tests(
             f"{suite}: the split left {len(train)} training and {len(held)} held-out tests; "
             "both need at least one (run more scenarios or change --held-out-fraction)"
         )
-    return Split(train=train, held_out=held)
+    return SuiteSplit(train=train, held_out=held)
 
 
 def write_ids(path: str | os.PathLike[str], nodeids: Iterable[str]) -> Path:

@@ -20,7 +20,7 @@ from ._labels import known_paths, step_labels
 __all__ = [
     "Example",
     "PredictorError",
-    "Split",
+    "EpisodeSplit",
     "examples_of",
     "labeled_episodes",
     "split_episodes",
@@ -36,7 +36,7 @@ class PredictorError(ValueError):
 
 
 @dataclass
-class Split:
+class EpisodeSplit:
     """Episode ids for training (``train``: the model is fitted on them), validation (``val``:
     the threshold is chosen on them) and test (``test``: held out for ``teach evaluate``)."""
 
@@ -50,7 +50,7 @@ class Split:
         return {"train": self.train, "val": self.val, "test": self.test, "seed": self.seed}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Split:
+    def from_dict(cls, data: dict[str, Any]) -> EpisodeSplit:
         """Inverse of :meth:`as_dict`."""
         return cls(
             [str(x) for x in data["train"]],
@@ -102,8 +102,8 @@ def split_episodes(
     test_fraction: float = 0.2,
     val_fraction: float = 0.2,
     seed: int = 0,
-) -> Split:
-    """Split by episode, stratified by label: ``test_fraction`` of each label's episodes are
+) -> EpisodeSplit:
+    """EpisodeSplit by episode, stratified by label: ``test_fraction`` of each label's episodes are
     held out for test, then ``val_fraction`` of the rest for validation. Deterministic in
     ``seed``."""
     rng = random.Random(seed)
@@ -124,10 +124,12 @@ def split_episodes(
         test += ids[:n_test]
         val += rest[:n_val]
         train += rest[n_val:]
-    return Split(sorted(train), sorted(val), sorted(test), seed)
+    return EpisodeSplit(sorted(train), sorted(val), sorted(test), seed)
 
 
-def split_members(store: Store, split: Split, trained_on: str | None = None) -> list[Episode]:
+def split_members(
+    store: Store, split: EpisodeSplit, trained_on: str | None = None
+) -> list[Episode]:
     """The labeled episodes of ``split`` (train, validation and test) from ``store``, in the
     order they were recorded. Raises :class:`PredictorError` when some are not there (another
     store than the one trained on, ``trained_on``)."""
@@ -151,7 +153,7 @@ def split_members(store: Store, split: Split, trained_on: str | None = None) -> 
 
 
 def examples_of(
-    episodes: Sequence[Episode], split: Split, ids: Sequence[str] | None = None
+    episodes: Sequence[Episode], split: EpisodeSplit, ids: Sequence[str] | None = None
 ) -> list[Example]:
     """The labeled steps of the episodes in ``ids`` (default: all of ``episodes``), labeled
     against the paths that succeeded in the split's training and validation episodes."""

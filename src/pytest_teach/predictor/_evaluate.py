@@ -182,10 +182,10 @@ def _plot_roc(
 def evaluate_predictor(
     store: Store, predictor: Any, output: str | os.PathLike[str]
 ) -> dict[str, Any]:
-    """Score ``predictor`` (a loaded :class:`~pytest_teach.train.predictor.Predictor`) and the
+    """Score ``predictor`` (a loaded :class:`~pytest_teach.predictor.Predictor`) and the
     baseline on its held-out episodes in ``store``; write the metrics file and the two plots to
     ``output``; return the metrics."""
-    from ..train.intervention import image_source
+    from ._model import image_source
 
     trained_with = predictor.config.get("labeling")
     if trained_with != LABELING:

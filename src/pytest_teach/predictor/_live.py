@@ -38,8 +38,8 @@ class LiveScorer:
         visual tower; the tower's notices (random weights) are kept as :attr:`notes`. A process
         that runs no test (``scores`` false: an xdist controller) skips building the tower and
         keeps only the checkpoint's threshold and notices, for the summary."""
-        from ..train.encoder import NO_WEIGHTS, random_tower_notice
-        from ..train.intervention import load_predictor
+        from ._encoder import NO_WEIGHTS, random_tower_notice
+        from ._model import load_predictor
 
         predictor = load_predictor(path)
         cfg = predictor.encoder.cfg

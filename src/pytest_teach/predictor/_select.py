@@ -51,8 +51,8 @@ def _labelled(episode: Episode) -> set[int]:
 def select_for_labeling(store: Store, predictor: Any, k: int, **filters: Any) -> list[Candidate]:
     """The ``k`` unlabelled steps of the store's episodes (matching ``filters``, see
     :meth:`Store.episodes`) whose probability is closest to the predictor's threshold."""
-    from ..train.intervention import image_source, predict_episodes
     from ._labels import action_target, trajectory
+    from ._model import image_source, predict_episodes
 
     chosen = {key: v for key, v in filters.items() if v is not None}
     episodes: Sequence[Episode] = [

@@ -9,7 +9,7 @@ supervision reliably changes the outcome. This package measures it on gridworld 
 - phase 1: :func:`label_snapshots` gives each U, leverage ``L_local``, the contextual patch
   test (``ELP_net``, ``route_net``) and a quadrant (``labeled_snapshots.jsonl``);
   :func:`plot_thresholds` draws the distributions;
-- phase 4: :func:`train_predictor` learns U, L, ELP and the quadrant from the snapshot's text;
+- phase 4: :func:`train_teachability_regressor` learns U, L, ELP and the quadrant from the snapshot's text;
 - phase 1B: :func:`micro_train` validates the CPT score by micro-training
   (``cpt_correlation.json``);
 - phase 2: :func:`train_matrix` fine-tunes per quadrant and supervision format
@@ -35,7 +35,7 @@ from ._embed import (
     make_embedder,
 )
 from ._eval import EVAL_FILES, Bench, EvalSettings, evaluate
-from ._experiment import EVAL_SEED_START, Experiment, Split
+from ._experiment import EVAL_SEED_START, Experiment, SnapshotSplit
 from ._files import TeachableError
 from ._label import LABELED_SCHEMA, LabelSettings, apply_quadrants, label_snapshots
 from ._matrix import BASELINES, TRAINING_SUMMARY, MatrixSettings, train_matrix
@@ -44,17 +44,17 @@ from ._mine import SNAPSHOT_SCHEMA, MineResult, decode_state, mine
 from ._patches import PATCH_KINDS, contrast_patch, demo_patch, hint_patch
 from ._pilot import ExperimentSettings, PilotSettings, run_pilot
 from ._plots import plot_thresholds
-from ._predictor import (
-    PREDICTOR_SCHEMA,
-    READS,
-    SEED_TARGETS,
-    PredictorSettings,
-    snapshot_text,
-    state_features,
-    train_predictor,
-)
 from ._quadrants import QUADRANTS, assign_quadrant, auto_thresholds
 from ._ranking import ndcg_at_k, precision_at_k
+from ._regressor import (
+    READS,
+    REGRESSOR_SCHEMA,
+    SEED_TARGETS,
+    RegressorSettings,
+    snapshot_text,
+    state_features,
+    train_teachability_regressor,
+)
 from ._rollout import Outcome, play, rollout, rollout_rng
 from ._select import METHODS, SELECTION_SUMMARY, SelectSettings, run_selection
 from ._stats import bootstrap_mean, spearman, t_interval
@@ -74,7 +74,7 @@ __all__ = [
     "METHODS",
     "MICRO_RESULTS",
     "PATCH_KINDS",
-    "PREDICTOR_SCHEMA",
+    "REGRESSOR_SCHEMA",
     "QUADRANTS",
     "READS",
     "SEED_TARGETS",
@@ -97,10 +97,10 @@ __all__ = [
     "MiniLMEmbedder",
     "Outcome",
     "PilotSettings",
-    "PredictorSettings",
+    "RegressorSettings",
     "Rollouts",
     "SelectSettings",
-    "Split",
+    "SnapshotSplit",
     "StudentSettings",
     "TeachableError",
     "apply_quadrants",
@@ -136,7 +136,7 @@ __all__ = [
     "supervision_row",
     "t_interval",
     "train_matrix",
-    "train_predictor",
+    "train_teachability_regressor",
     "write_figures",
     "write_tables",
 ]

@@ -31,7 +31,7 @@ __all__ = [
     "EVAL_SEED_START",
     "SPLIT",
     "Experiment",
-    "Split",
+    "SnapshotSplit",
     "shaping",
     "stable_order",
 ]
@@ -58,7 +58,7 @@ def stable_order(keys: list[str], seed: int) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Split:
+class SnapshotSplit:
     """Which snapshots train and which are held out (by episode)."""
 
     train: list[dict[str, Any]]
@@ -126,7 +126,9 @@ class Experiment:
         """``rows`` by quadrant, every quadrant listed."""
         return {q: [r for r in rows if r["quadrant"] == q] for q in QUADRANTS}
 
-    def split(self, test_share: float = 0.3, seed: int = 0, *, record: bool = False) -> Split:
+    def split(
+        self, test_share: float = 0.3, seed: int = 0, *, record: bool = False
+    ) -> SnapshotSplit:
         """The episodes split into training and held-out sides (``split.json`` records it
         with ``record``).
 
@@ -147,7 +149,7 @@ class Experiment:
         train = [r for r in self.rows if r["episode_id"] not in held]
         test = [r for r in self.rows if r["episode_id"] in held]
         if not record:
-            return Split(train, test, test_share, seed)
+            return SnapshotSplit(train, test, test_share, seed)
         write_json(
             self.root / SPLIT,
             {
@@ -159,7 +161,7 @@ class Experiment:
                 "test_snapshots": len(test),
             },
         )
-        return Split(train, test, test_share, seed)
+        return SnapshotSplit(train, test, test_share, seed)
 
     @contextmanager
     def loaded(self, model_dir: Path | str | None = None) -> Iterator[Any]:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._experiment import Experiment, Split, stable_order
+from ._experiment import Experiment, SnapshotSplit, stable_order
 from ._files import TeachableError, read_json, write_json
 from ._quadrants import QUADRANTS
 from ._supervision import FORMATS, FineTune, finetune, supervision_row
@@ -62,7 +62,7 @@ class Run:
     snapshots: tuple[str, ...]
 
 
-def plan_runs(split: Split, per_run: int | None, seed: int) -> tuple[list[Run], int]:
+def plan_runs(split: SnapshotSplit, per_run: int | None, seed: int) -> tuple[list[Run], int]:
     """The matrix's runs and the quadrant runs' size.
 
     Raises:
@@ -182,7 +182,7 @@ def train_matrix(s: MatrixSettings, echo: Echo = lambda line: None) -> dict[str,
 def _write(
     path: Path,
     exp: Experiment,
-    split: Split,
+    split: SnapshotSplit,
     size: int,
     config: dict[str, Any],
     entries: list[dict[str, Any]],

@@ -38,7 +38,7 @@ from ._matrix import MatrixSettings, train_matrix
 from ._micro import MicroSettings, micro_train
 from ._mine import mine
 from ._plots import plot_thresholds
-from ._predictor import PredictorSettings, train_predictor
+from ._regressor import RegressorSettings, train_teachability_regressor
 from ._select import SelectSettings, run_selection
 from ._student import StudentSettings, build_student
 from ._supervision import FineTune
@@ -251,8 +251,8 @@ def run_pilot(s: PilotSettings, echo: Echo = lambda line: None) -> dict[str, Any
         quantiles = plot_thresholds(out / LABELED, out)
         echo(f"[1 plots]    hist_U.png, hist_L.png, scatter_U_L.png, quantiles.json -> {out}")
     lap("plots")
-    predictor = PredictorSettings(out, embedder=s.embedder, threads=s.threads)
-    result = train_predictor(out / LABELED, predictor, echo=echo)
+    predictor = RegressorSettings(out, embedder=s.embedder, threads=s.threads)
+    result = train_teachability_regressor(out / LABELED, predictor, echo=echo)
     lap("predictor")
     experiments = _experiments(s, student, lap, echo) if s.full else None
     seconds["total"] = round(sum(seconds.values()), 1)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ._eval import Bench, EvalSettings, score
-from ._experiment import Experiment, Split, stable_order
+from ._experiment import Experiment, SnapshotSplit, stable_order
 from ._files import (
     TeachableError,
     append_checkpoint,
@@ -45,7 +45,7 @@ from ._files import (
 )
 from ._label import LABELED
 from ._matrix import TRAINING_SUMMARY
-from ._predictor import PredictorSettings, train_predictor
+from ._regressor import RegressorSettings, train_teachability_regressor
 from ._stats import t_interval
 from ._supervision import FineTune, finetune, supervision_row
 
@@ -94,7 +94,9 @@ def _predicted_elp(
     folder = s.results / SELECT_DIR / f"predictor-s{seed}"
     labels = folder / LABELED
     write_rows(labels, pool)
-    result = train_predictor(labels, PredictorSettings(folder, embedder=s.embedder, seed=seed))
+    result = train_teachability_regressor(
+        labels, RegressorSettings(folder, embedder=s.embedder, seed=seed)
+    )
     r2 = result["targets"].get("ELP", {}).get("r2")
     echo(
         f"[select] seed {seed}: predictor on its {len(pool)} training snapshots, out-of-fold "
@@ -189,7 +191,7 @@ def _keep(s: SelectSettings, records: dict[str, dict[str, Any]], record: dict[st
 
 
 def _summarise(
-    s: SelectSettings, records: dict[str, dict[str, Any]], splits: list[Split]
+    s: SelectSettings, records: dict[str, dict[str, Any]], splits: list[SnapshotSplit]
 ) -> dict[str, Any]:
     entries: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
     bases = []

@@ -1,11 +1,11 @@
 """The trained intervention predictor: its checkpoints, loading them back, and scoring steps.
 
-A predictor directory holds ``experience_encoder.pt`` (the :class:`~.encoder.ExperienceEncoder`
+A predictor directory holds ``experience_encoder.pt`` (the :class:`~._encoder.ExperienceEncoder`
 and, once trained, the split and settings it was trained with) and ``intervention_predictor.pt``
 (the :class:`InterventionClassifier` on the frozen encoder, its threshold and the split), each
 with its config as ``.json`` beside it. :func:`load_predictor` and :func:`load_encoder` read them
 back with one clear :class:`~pytest_teach.predictor.PredictorError` for anything wrong; training
-is in :mod:`.predictor`.
+is in :mod:`._training`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ import torch
 from torch import nn
 
 from ..export import atomic_write_text
-from ..predictor._dataset import PredictorError, Split
-from ..predictor._features import (
+from ..store import Episode, Step, Store, StoreError
+from ._dataset import EpisodeSplit, PredictorError
+from ._encoder import EncoderConfig, ExperienceEncoder, VisualTower
+from ._features import (
     ACTION_NUMERIC,
     MAX_ACTIONS,
     MAX_WORDS,
@@ -32,8 +34,6 @@ from ..predictor._features import (
     StepFeatures,
     episode_features,
 )
-from ..store import Episode, Step, Store, StoreError
-from .encoder import EncoderConfig, ExperienceEncoder, VisualTower
 
 __all__ = [
     "ENCODER_FILE",
@@ -213,9 +213,9 @@ class Predictor:
         return float(self.config["threshold"])
 
     @property
-    def split(self) -> Split:
+    def split(self) -> EpisodeSplit:
         """The episodes it was trained, validated and tested on."""
-        return Split.from_dict(self.config["split"])
+        return EpisodeSplit.from_dict(self.config["split"])
 
     @property
     def tower(self) -> VisualTower:
@@ -318,7 +318,7 @@ def load_encoder(path: str | os.PathLike[str]) -> tuple[ExperienceEncoder, dict[
         encoder.load_state_dict(payload["state_dict"])
         trained = dict(payload.get("trained") or {})
         if "split" in trained:
-            Split.from_dict(trained["split"])
+            EpisodeSplit.from_dict(trained["split"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise _misfit(file, exc) from None
     return encoder, trained
@@ -337,7 +337,7 @@ def load_predictor(path: str | os.PathLike[str], *, device: str = "cpu") -> Pred
         classifier = InterventionClassifier(encoder.cfg.embed_dim, int(config.get("hidden", 128)))
         classifier.load_state_dict(payload["state_dict"])
         float(config["threshold"])
-        Split.from_dict(config["split"])
+        EpisodeSplit.from_dict(config["split"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise _misfit(file, exc) from None
     return Predictor(encoder, classifier, config, device=device, path=file)

@@ -13,7 +13,7 @@ sides of a split. The figures:
 - Precision@K and NDCG@K of ranking the snapshots by predicted ELP, against ranking by the
   student's entropy U alone (the baseline), with ``ELP_net`` as the relevance.
 
-``training_result.json`` (schema :data:`PREDICTOR_SCHEMA`) holds them with the settings;
+``training_result.json`` (schema :data:`REGRESSOR_SCHEMA`) holds them with the settings;
 ``predictions.jsonl`` the out-of-fold predictions per snapshot (``id``, ``fold``, each target
 and its ``*_pred``, ``quadrant`` and ``quadrant_pred``); ``predictor.pkl`` the models refit on
 every snapshot with the embedder's name (pickle: load only files you made).
@@ -34,15 +34,15 @@ from ._files import TeachableError, read_rows, require, write_json, write_rows
 from ._ranking import ndcg_at_k, precision_at_k
 
 __all__ = [
-    "PREDICTOR_SCHEMA",
+    "REGRESSOR_SCHEMA",
     "SEED_TARGETS",
-    "PredictorSettings",
+    "RegressorSettings",
     "snapshot_text",
     "state_features",
-    "train_predictor",
+    "train_teachability_regressor",
 ]
 
-PREDICTOR_SCHEMA = "teach.teachability_predictor/1"
+REGRESSOR_SCHEMA = "teach.teachability_predictor/1"
 #: The seed's targets the figures are held against.
 SEED_TARGETS = {"U_r2": 0.6, "L_r2": 0.5, "quadrant_accuracy": 0.7}
 
@@ -50,7 +50,7 @@ Echo = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class PredictorSettings:
+class RegressorSettings:
     """How the predictor is trained and evaluated."""
 
     output: Path
@@ -157,7 +157,7 @@ def _rows_of(features: Features, index: Any) -> Features:
 class _Models:
     """One regressor per target (standardised) and the quadrant classifier."""
 
-    def __init__(self, s: PredictorSettings, names: list[str]) -> None:
+    def __init__(self, s: RegressorSettings, names: list[str]) -> None:
         self.s = s
         self.names = names
         self.regressors: list[Any] = []
@@ -228,7 +228,7 @@ def _scores(
     predicted: Any,
     classes: list[str | None],
     predicted_class: list[str | None],
-    s: PredictorSettings,
+    s: RegressorSettings,
 ) -> dict[str, Any]:
     """R² and MAE per target, quadrant accuracy, and the ranking figures against entropy."""
     import numpy as np
@@ -287,8 +287,8 @@ def _met(scores: dict[str, Any]) -> dict[str, bool]:
     }
 
 
-def train_predictor(
-    labeled: Path, s: PredictorSettings, echo: Echo = lambda line: None
+def train_teachability_regressor(
+    labeled: Path, s: RegressorSettings, echo: Echo = lambda line: None
 ) -> dict[str, Any]:
     """Train and evaluate the predictor on ``labeled``; write its files; return the result.
 
@@ -311,7 +311,7 @@ def train_predictor(
 
 
 def _train(
-    rows: list[dict[str, Any]], embedder: Embedder, s: PredictorSettings, echo: Echo
+    rows: list[dict[str, Any]], embedder: Embedder, s: RegressorSettings, echo: Echo
 ) -> _Trained:
     import numpy as np
 
@@ -357,7 +357,7 @@ def _train(
 
     scores = _scores(columns, predicted, classes, predicted_class, s)
     result = {
-        "schema": PREDICTOR_SCHEMA,
+        "schema": REGRESSOR_SCHEMA,
         "n": len(rows),
         "episodes": len(set(groups)),
         "embedder": {"name": embedder.name, "dim": embedder.dim},

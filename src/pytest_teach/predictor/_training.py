@@ -1,7 +1,7 @@
 """Training the intervention predictor from the store, in two phases.
 
-1. **Contrastive** (``epochs_contrastive``): the :class:`~.encoder.ExperienceEncoder` is trained
-   with the supervised contrastive loss (:func:`~.encoder.supcon_loss`) on the training
+1. **Contrastive** (``epochs_contrastive``): the :class:`~._encoder.ExperienceEncoder` is trained
+   with the supervised contrastive loss (:func:`~._encoder.supcon_loss`) on the training
    episodes' steps, so states that needed intervention and states that did not are pulled
    apart. Each batch is ``batch_size`` whole episodes, mixed so that each batch holds a failing
    one where there are enough.
@@ -13,8 +13,8 @@
 :func:`train_encoder` runs phase 1 alone (``teach train encoder``) and writes
 ``experience_encoder.pt`` with the split it used. :func:`train_predictor` runs both and writes
 both checkpoints, or, given a trained encoder, phase 2 alone on that encoder's split, so the
-episodes it held out stay held out. The checkpoints and the loaded :class:`~.intervention.
-Predictor` are in :mod:`.intervention`.
+episodes it held out stay held out. The checkpoints and the loaded :class:`~._model.
+Predictor` are in :mod:`._model`.
 """
 
 from __future__ import annotations
@@ -34,16 +34,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..predictor._dataset import (
+from ..store import Store
+from ._dataset import (
+    EpisodeSplit,
     Example,
     PredictorError,
-    Split,
     examples_of,
     labeled_episodes,
     split_episodes,
     split_members,
 )
-from ..predictor._features import (
+from ._encoder import EncoderConfig, ExperienceEncoder, VisualTower, supcon_loss
+from ._features import (
     ACTION_NUMERIC,
     ACTION_TYPES,
     ERROR_TYPES,
@@ -52,11 +54,9 @@ from ..predictor._features import (
     PAGE_DIM,
     ROLES,
 )
-from ..predictor._labels import LABELING
-from ..predictor._metrics import choose_threshold
-from ..store import Store
-from .encoder import EncoderConfig, ExperienceEncoder, VisualTower, supcon_loss
-from .intervention import (
+from ._labels import LABELING
+from ._metrics import choose_threshold
+from ._model import (
     ENCODER_FILE,
     ENCODER_FORMAT,
     FORMAT_VERSION,
@@ -123,7 +123,7 @@ class PredictorTrainingConfig:
 class _TrainingSet:
     """The training and validation steps of a split, with their screenshots embedded."""
 
-    split: Split
+    split: EpisodeSplit
     fit: list[Example]
     val: list[Example]
     tower: VisualTower | None
@@ -146,11 +146,11 @@ def _training_set(
     cfg: PredictorTrainingConfig,
     filters: dict[str, Any] | None,
     *,
-    split: Split | None = None,
+    split: EpisodeSplit | None = None,
     trained_on: str | None = None,
     make_tower: Callable[[], VisualTower] | None,
 ) -> _TrainingSet:
-    """Split the store's labeled episodes (or take ``split``'s, from the store ``trained_on``),
+    """EpisodeSplit the store's labeled episodes (or take ``split``'s, from the store ``trained_on``),
     label their steps and embed the screenshots with ``make_tower()`` (no tower: none)."""
     if split is None:
         episodes = labeled_episodes(store, **(filters or {}))
@@ -446,7 +446,7 @@ def train_predictor(
                 store,
                 cfg,
                 None,
-                split=Split.from_dict(trained["split"]),
+                split=EpisodeSplit.from_dict(trained["split"]),
                 trained_on=trained.get("db"),
                 make_tower=(lambda: visual_tower_for(tower_cfg, cfg.device, source))
                 if tower_cfg.visual_fingerprint
