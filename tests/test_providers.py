@@ -243,7 +243,7 @@ def test_cache_record_then_replay(tmp_path: Path) -> None:
     miss = str(info.value)
     new_key = cache_key("openai:fake", [{"role": "user", "content": "something new"}], 256, 0.0,
                         None)  # fmt: skip
-    assert new_key[:12] in miss and "cache='record'" in miss and str(cache_dir) in miss
+    assert new_key[:12] in miss and "--teach-cache record" in miss and str(cache_dir) in miss
 
 
 def test_chat_model_replay_needs_no_key_or_server(tmp_path: Path) -> None:

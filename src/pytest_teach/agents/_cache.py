@@ -120,7 +120,7 @@ class CachedChat(ChatModel):
             raise ModelCallError(
                 "cache_miss",
                 f"no cached reply for {self.spec} (key {key[:12]}...) in {self.cache_dir}; "
-                "record it first by running with cache='record' against the live model",
+                "record it first: run the suite with --teach-cache record against the live model",
             ) from None
         except OSError as exc:
             raise ModelCallError(
@@ -133,7 +133,7 @@ class CachedChat(ChatModel):
             raise ModelCallError(
                 "cache_miss",
                 f"corrupt cache entry {path} ({reason}); delete it and record again with "
-                "cache='record'",
+                "--teach-cache record",
             ) from None
 
     def _write(self, key: str, path: Path, completion: Completion) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..export import EXPORTERS, export
-from ._common import DB_OPTION, TeachCommand, open_db
+from ..export import EXPORTERS, NothingToExport, export
+from ._common import DB_OPTION, TeachCommand, fail, open_db
 
 
 @click.command("export", cls=TeachCommand)
@@ -31,7 +31,10 @@ from ._common import DB_OPTION, TeachCommand, open_db
     "--model", "models", multiple=True, metavar="SPEC", help="only these models (repeatable)"
 )
 @click.option(
-    "--scenario", metavar="GLOB", help="only scenarios matching this glob, e.g. 'weather-*'"
+    "--scenario",
+    metavar="GLOB",
+    help="only scenarios matching this glob: a whole name ('tool_selection[weather-*'), "
+    "a case id ('weather-*') or a family ('tool_selection')",
 )
 @click.option("--min-quality", type=float, help="only episodes with quality >= this")
 @click.option("--min-reward", type=float, help="only episodes with reward >= this")
@@ -43,6 +46,11 @@ from ._common import DB_OPTION, TeachCommand, open_db
 )
 @click.option(
     "--include-errors", is_flag=True, help="keep episodes whose setup or teardown errored"
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="write an empty export when nothing matches (otherwise: an error, nothing written)",
 )
 def export_cmd(
     db: str,
@@ -56,30 +64,31 @@ def export_cmd(
     since: str | None,
     sessions: tuple[str, ...],
     include_errors: bool,
+    allow_empty: bool,
 ) -> None:
     """Export episodes as openai/sft chat rows, dpo pairs, grpo prompts or interventions.
 
     The file is written to a temporary name and renamed into place, so a failed export never
-    leaves a half-written file.
+    leaves a half-written file. An export of no rows is an error, and writes nothing, unless
+    --allow-empty is given.
     """
     with open_db(db) as store:
-        result = export(
-            store,
-            fmt,
-            output,
-            label=label,
-            model=list(models) or None,
-            scenario=scenario,
-            min_quality=min_quality,
-            min_reward=min_reward,
-            since=since,
-            session=list(sessions) or None,
-            include_errors=include_errors,
-        )
+        try:
+            result = export(
+                store,
+                fmt,
+                output,
+                allow_empty=allow_empty,
+                label=label,
+                model=list(models) or None,
+                scenario=scenario,
+                min_quality=min_quality,
+                min_reward=min_reward,
+                since=since,
+                session=list(sessions) or None,
+                include_errors=include_errors,
+            )
+        except NothingToExport as exc:
+            fail(f"{exc} (--allow-empty writes an empty export)")
     unit = {"interventions": "episodes", "stories": "story runs"}.get(fmt, "rows")
     click.echo(f"wrote {result.rows} {unit} to {result.path} ({fmt})")
-    if result.rows == 0:
-        click.echo(
-            "teach export: warning: nothing matched; check the filters with `teach stats`",
-            err=True,
-        )

@@ -14,14 +14,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..redaction import redact_value
 from ..store import Episode
 from ._steps import Message, corrections, prompt_of, reply_of, text_of, verdict
 
-__all__ = ["EXPORTERS", "ExportError", "ExportResult", "Exporter", "atomic_write_text"]
+__all__ = [
+    "EXPORTERS",
+    "ExportError",
+    "ExportResult",
+    "Exporter",
+    "NothingToExport",
+    "atomic_write_text",
+]
 
 
 class ExportError(Exception):
     """An export could not be written; nothing was left half-written."""
+
+
+class NothingToExport(ExportError):
+    """The export would hold no rows and an empty one was not allowed; nothing was written."""
 
 
 @dataclass
@@ -56,8 +68,13 @@ def _temp_beside(target: Path, *, directory: bool = False) -> Path:
         raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
-def atomic_write_lines(target: Path, lines: Iterable[str]) -> int:
-    """Write ``lines`` to a temporary file beside ``target``, then rename it into place."""
+def atomic_write_lines(target: Path, lines: Iterable[str], *, allow_empty: bool = True) -> int:
+    """Write ``lines`` to a temporary file beside ``target``, then rename it into place.
+
+    Raises:
+        NothingToExport: there were no lines and ``allow_empty`` is false (``target`` is left
+            as it was).
+    """
     if target.is_dir():
         raise ExportError(f"cannot write {target}: it is a directory")
     tmp = _temp_beside(target)
@@ -69,6 +86,8 @@ def atomic_write_lines(target: Path, lines: Iterable[str]) -> int:
                 count += 1
             fh.flush()
             os.fsync(fh.fileno())
+        if count == 0 and not allow_empty:
+            raise NothingToExport(f"nothing written to {target}")
         os.replace(tmp, target)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -118,11 +137,21 @@ class Exporter(ABC):
         """The rows this format writes for ``episodes``."""
 
     def write(
-        self, episodes: Iterable[Episode], out: Path, context: dict[str, Any] | None = None
+        self,
+        episodes: Iterable[Episode],
+        out: Path,
+        context: dict[str, Any] | None = None,
+        *,
+        allow_empty: bool = True,
     ) -> ExportResult:
         """Write the rows as JSON Lines to ``out``, atomically. ``context`` describes the source
-        (store path and filters) for formats that keep a manifest."""
-        count = atomic_write_lines(out, (_dump_line(r) for r in self.rows(episodes)))
+        (store path and filters) for formats that keep a manifest.
+
+        Raises:
+            NothingToExport: no rows and ``allow_empty`` is false; ``out`` is left as it was.
+        """
+        rows = (_dump_line(r) for r in self.rows(episodes))
+        count = atomic_write_lines(out, rows, allow_empty=allow_empty)
         return ExportResult(self.name, out, count)
 
 
@@ -247,8 +276,10 @@ class GRPOExporter(Exporter):
                 "scenario": episode.scenario,
                 "nodeid": episode.nodeid,
                 "category": episode.category or "",
-                "params": json.dumps(episode.params, ensure_ascii=False, sort_keys=True),
-                "meta": json.dumps(episode.meta, ensure_ascii=False, sort_keys=True),
+                "params": json.dumps(
+                    redact_value(episode.params), ensure_ascii=False, sort_keys=True
+                ),
+                "meta": json.dumps(redact_value(episode.meta), ensure_ascii=False, sort_keys=True),
                 "episode_id": episode.id,
             }
 
@@ -262,7 +293,7 @@ def _episode_summary(episode: Episode) -> dict[str, Any]:
         "model": episode.model,
         "session_id": episode.session_id,
         "label": episode.label,
-        "reason": episode.label_reason,
+        "reason": redact_value(episode.label_reason),
         "reward": episode.reward,
         "quality": episode.quality,
         "metrics": episode.metrics,
@@ -275,7 +306,7 @@ def _episode_summary(episode: Episode) -> dict[str, Any]:
                 "label": verdict(episode, s),
                 "correction": s.correction,
                 "screenshot": s.screenshot,
-                "error": s.error,
+                "error": redact_value(s.error),
             }
             for s in episode.steps
         ],
@@ -294,7 +325,12 @@ class InterventionsExporter(Exporter):
                 yield _episode_summary(episode)
 
     def write(
-        self, episodes: Iterable[Episode], out: Path, context: dict[str, Any] | None = None
+        self,
+        episodes: Iterable[Episode],
+        out: Path,
+        context: dict[str, Any] | None = None,
+        *,
+        allow_empty: bool = True,
     ) -> ExportResult:
         interventions: list[dict[str, Any]] = []
         successes: list[dict[str, Any]] = []
@@ -308,6 +344,8 @@ class InterventionsExporter(Exporter):
             models[row["model"] or "none"] += 1
             scenarios.add(row["scenario"])
         total = len(interventions) + len(successes)
+        if total == 0 and not allow_empty:
+            raise NothingToExport(f"nothing written to {out}")
         manifest = {
             "format": "interventions",
             "created_at": time.time(),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Episode
-from ._formats import Exporter, ExportError, ExportResult, _dump_line, atomic_write_dir
+from ._formats import Exporter, ExportResult, NothingToExport, _dump_line, atomic_write_dir
 from ._steps import Message, prompt_of, reply_of
 
 __all__ = ["MIN_REWARD_GAP", "StoriesExporter"]
@@ -90,19 +90,25 @@ class StoriesExporter(Exporter):
         return out
 
     def write(
-        self, episodes: Iterable[Episode], out: Path, context: dict[str, Any] | None = None
+        self,
+        episodes: Iterable[Episode],
+        out: Path,
+        context: dict[str, Any] | None = None,
+        *,
+        allow_empty: bool = True,
     ) -> ExportResult:
         """Write the directory atomically.
 
         Raises:
-            ExportError: no story episode matched (nothing is written), or ``out`` can't be
-                written.
+            NothingToExport: no story episode matched and ``allow_empty`` is false (nothing is
+                written).
+            ExportError: ``out`` can't be written.
         """
         context = context or {}
         trajectories = list(self.rows(episodes))
-        if not trajectories:
+        if not trajectories and not allow_empty:
             where = f" in {context['db']}" if context.get("db") else ""
-            raise ExportError(
+            raise NothingToExport(
                 f"no story episodes to export{where}: record some with `pytest scenarios/stories "
                 "--collect-training-data`, or loosen the filters (see `teach stats`)"
             )

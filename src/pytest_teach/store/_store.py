@@ -18,6 +18,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ._codec import dumps, loads
+from ._health import (
+    checked_since_change,
+    connect_read_only,
+    damaged_message,
+    describe_database_error,
+    quick_check_problems,
+    remember_clean,
+    unwritable_reason,
+)
 from ._models import Episode, Feedback, Label, Step
 from ._schema import APPLICATION, MIGRATIONS, SCHEMA_VERSION
 
@@ -77,6 +86,22 @@ def parse_since(value: str | float | datetime | None) -> float | None:
     return parsed.timestamp()
 
 
+def _connect_for_reading(path: Path) -> sqlite3.Connection:
+    """A connection for reading; in a read-only folder (no ``-shm`` can be made) a read-only
+    one. Writes through it are refused by :meth:`Store._before_write` with the reason."""
+    conn = _connect(path)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "unable to open" not in str(exc) or unwritable_reason(path) is None:
+            raise
+        conn = connect_read_only(path)
+        conn.isolation_level = None
+        conn.row_factory = sqlite3.Row
+    return conn
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -96,12 +121,19 @@ class Store:
         self.path = path
         self._conn = conn
         self.artifacts_dir = path.parent / "artifacts"
+        self._write_ready = False  # checked for writing (see _before_write)
 
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> Store:
-        """Open the store at ``path``; with ``create``, make it (and its folder) when missing."""
+        """Open the store at ``path``; with ``create``, make it (and its folder) when missing.
+
+        ``create`` opens it for writing: a read-only file or folder, or damaged pages (``PRAGMA
+        quick_check``), are refused with one line before anything is written. Without it the
+        store opens for reading (also in a read-only folder), and the same checks run before
+        its first write.
+        """
         p = Path(path).expanduser()
         if not p.exists():
             if not create:
@@ -109,6 +141,8 @@ class Store:
                     f"no pytest-teach store at {p}; record one with "
                     "`pytest --collect-training-data --teach-db PATH`"
                 )
+            if reason := unwritable_reason(p):
+                raise StoreError(reason)
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -117,13 +151,52 @@ class Store:
             raise StoreError(f"{p} is a directory, not a pytest-teach store")
         elif not os.access(p, os.R_OK):
             raise StoreError(f"cannot read the store {p}: permission denied")
+        elif create and (reason := unwritable_reason(p)):
+            raise StoreError(reason)  # before connecting: SQLite would leave -wal/-shm files
+        conn: sqlite3.Connection | None = None
         try:
-            conn = _connect(p)
+            conn = _connect(p) if create else _connect_for_reading(p)
             store = cls(p, conn)
+            if create:
+                store._before_write()
             store._prepare(create=create)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{p} is not a pytest-teach store ({exc})") from None
+            if conn is not None:
+                conn.close()
+            raise StoreError(describe_database_error(p, exc)) from None
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
         return store
+
+    def _before_write(self) -> None:
+        """Refuse to write a read-only or damaged store, before anything is written.
+
+        Runs once per open store. ``PRAGMA quick_check`` runs only when the file changed since
+        the last clean check (see :mod:`pytest_teach.store._health`)."""
+        if self._write_ready:
+            return
+        if reason := unwritable_reason(self.path):
+            raise StoreError(reason)
+        if self.path.stat().st_size and not checked_since_change(self.path):
+            try:
+                problems = quick_check_problems(self._conn)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(describe_database_error(self.path, exc)) from None
+            if problems:
+                raise StoreError(damaged_message(self.path, problems[0], refused=True))
+            remember_clean(self.path)
+        self._write_ready = True
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Check before the first write; a SQLite error on the way becomes one line."""
+        self._before_write()
+        try:
+            yield self._conn
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(describe_database_error(self.path, exc)) from None
 
     def _prepare(self, *, create: bool) -> None:
         conn = self._conn
@@ -164,6 +237,7 @@ class Store:
         return int(row[0]) if row else None
 
     def _migrate(self) -> None:
+        self._before_write()
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -190,8 +264,11 @@ class Store:
             raise
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection. A store checked and written since is remembered as sound, so
+        the next writer needn't check it again (its own writes went through SQLite)."""
         self._conn.close()
+        if self._write_ready:
+            remember_clean(self.path)
 
     def __enter__(self) -> Store:
         return self
@@ -208,6 +285,7 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; everything is rolled back if the block raises."""
+        self._before_write()
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -238,18 +316,20 @@ class Store:
         rootdir: str | None,
     ) -> None:
         """Record the start of a pytest run."""
-        self._conn.execute(
-            "INSERT OR IGNORE INTO sessions(id, started_at, git_commit, argv, version, rootdir) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (session_id, time.time(), git_commit, dumps(list(argv)), version, rootdir),
-        )
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO sessions(id, started_at, git_commit, argv, version, "
+                "rootdir) VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, time.time(), git_commit, dumps(list(argv)), version, rootdir),
+            )
 
     def finish_session(self, session_id: str, exit_status: int) -> None:
         """Record the end of a pytest run."""
-        self._conn.execute(
-            "UPDATE sessions SET finished_at = ?, exit_status = ? WHERE id = ?",
-            (time.time(), exit_status, session_id),
-        )
+        with self._writing() as conn:
+            conn.execute(
+                "UPDATE sessions SET finished_at = ?, exit_status = ? WHERE id = ?",
+                (time.time(), exit_status, session_id),
+            )
 
     def sessions(self) -> list[dict[str, Any]]:
         """All sessions, oldest first."""
@@ -272,6 +352,7 @@ class Store:
 
     def put_artifact(self, data: bytes, media_type: str = "application/octet-stream") -> str:
         """Store bytes as an artifact (file and row); return their sha256."""
+        self._before_write()
         ref = self.save_artifact_file(data, media_type)
         self._conn.execute(_INSERT_ARTIFACT, ref)
         return ref.sha256
@@ -299,6 +380,7 @@ class Store:
         Idempotent: an episode whose id is already stored is skipped with all its rows, so
         replaying a journal after a crash never duplicates anything.
         """
+        self._before_write()
         conn = self._conn
         for episode in episodes:
             if not episode.created_at:
@@ -374,6 +456,8 @@ class Store:
 
         ``label`` takes 0/1 or ``success``/``intervention``; ``scenario`` is a glob where
         ``*`` and ``?`` are wildcards and brackets are literal (``tool_selection[weather-*``);
+        without brackets it also matches the case id (``weather-*``) or the family
+        (``tool_selection``);
         ``since`` takes an ISO date, an epoch or a span such as ``7d``.
         """
         where, args = self._where(
@@ -442,8 +526,9 @@ class Store:
         if model is not None:
             one_of("model", model)
         if scenario:
-            clauses.append("scenario GLOB ?")
-            args.append(_literal_brackets(scenario))
+            forms = _scenario_globs(scenario)
+            clauses.append("(" + " OR ".join(["scenario GLOB ?"] * len(forms)) + ")")
+            args.extend(forms)
         if category is not None:
             clauses.append("category = ?")
             args.append(category)
@@ -504,6 +589,7 @@ class Store:
         correct_action: Any = None,
     ) -> Feedback:
         """Attach feedback to an episode (or one of its steps), validating every field first."""
+        self._before_write()
         full = self.resolve_episode_id(episode_id)
         if rating is not None and not (isinstance(rating, int) and 1 <= rating <= 5):
             raise StoreError(f"--rating must be an integer from 1 to 5, got {rating!r}")
@@ -665,6 +751,20 @@ def _literal_brackets(pattern: str) -> str:
     """Scenario globs use ``*`` and ``?``; brackets match themselves, since parametrized
     scenario names contain them (``tool_selection[weather-001]``)."""
     return "".join({"[": "[[]", "]": "[]]"}.get(ch, ch) for ch in pattern)
+
+
+def _scenario_globs(pattern: str) -> list[str]:
+    """The SQLite ``GLOB`` patterns a scenario filter matches, in the forms users write.
+
+    ``*`` and ``?`` are wildcards and brackets are literal. A pattern with a ``[`` of its own
+    matches whole names only (``tool_selection[weather-*``). One without also matches the case id
+    in the brackets (``weather-*`` matches ``tool_selection[weather-001]``) and the family before
+    them (``tool_selection`` matches every ``tool_selection[...]``).
+    """
+    whole = _literal_brackets(pattern)
+    if "[" in pattern:
+        return [whole]
+    return [whole, f"*[[]{whole}[]]", f"{whole}[[]*"]
 
 
 def _label_value(label: int | str) -> int:
