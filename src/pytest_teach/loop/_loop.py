@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._progress import Progress
 from ..train._common import no_progress_bars
 from ._split import LoopError, SuiteSplit, split_tests, write_ids
 
@@ -146,21 +148,38 @@ def _env() -> dict[str, str]:
     return {**os.environ, **_OFFLINE_ENV}
 
 
-def _pytest(args: Sequence[str], log: Path) -> tuple[int, str]:
-    """Run ``python -m pytest ARGS`` from the current directory; its output goes to ``log``."""
+#: The count at the end of a test's line under ``-v -o console_output_style=count``.
+_COUNT = re.compile(r"\[\s*(\d+)/(\d+)\]\s*$")
+
+
+def _pytest(args: Sequence[str], log: Path, progress: Progress | None = None) -> tuple[int, str]:
+    """Run ``python -m pytest ARGS`` from the current directory; its output goes to ``log``.
+
+    With ``progress``, pytest runs verbose with the ``count`` output style (``-q`` dropped),
+    its output is read as it comes, and each test's ``[done/total]`` advances ``progress``.
+    """
+    if progress is not None:
+        args = [a for a in args if a != "-q"] + ["-v", "-o", "console_output_style=count"]
     cmd = [sys.executable, "-m", "pytest", *args]
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         encoding="utf-8",
         errors="replace",
-        env=_env(),
-        check=False,
+        env={**_env(), "PYTHONUNBUFFERED": "1"},
     )
-    log.write_text("$ " + " ".join(cmd) + "\n" + proc.stdout, encoding="utf-8")
-    return proc.returncode, proc.stdout
+    lines = []
+    with proc:
+        for line in proc.stdout or ():
+            lines.append(line)
+            found = _COUNT.search(line) if progress is not None else None
+            if found:
+                progress.update(int(found[1]), total=int(found[2]))
+    output = "".join(lines)
+    log.write_text("$ " + " ".join(cmd) + "\n" + output, encoding="utf-8")
+    return proc.returncode, output
 
 
 def _last_line(output: str) -> str:
@@ -264,7 +283,9 @@ def _phase_collect(s: LoopSettings, split: SuiteSplit, echo: Echo) -> str:
         "-p",
         "no:cacheprovider",
     ]
-    code, out = _pytest(args, log)
+    total = len(split.train)
+    with Progress(total, unit="test", echo=echo, prefix="[2/4 collect] ", every=None) as progress:
+        code, out = _pytest(args, log, progress)
     if code not in (0, 1):
         raise LoopError(
             f"collecting with {ORACLE} failed (pytest exit {code}): {_last_line(out)}; see {log}"
@@ -351,30 +372,20 @@ def _phase_train(
         f"{s.epochs} epochs = {steps} steps, lr {s.learning_rate:g}, batch {s.batch_size}, "
         f"max_length {s.max_length}, seed {s.seed}"
     )
-    every = max(1, steps // 8)
-    started = time.perf_counter()
-
-    def on_step(step: int, loss: float | None) -> None:
-        if step % every == 0 or step == steps:
-            shown = "-" if loss is None else f"{loss:.4f}"
-            echo(
-                f"              step {step}/{steps}  loss {shown}  "
-                f"({time.perf_counter() - started:.0f}s)"
-            )
-
     model_dir = s.output / "model"
-    metrics = train_sft(
-        data,
-        base,
-        model_dir,
-        max_steps=steps,
-        lora=s.lora,
-        learning_rate=s.learning_rate,
-        batch_size=s.batch_size,
-        max_length=s.max_length,
-        seed=s.seed,
-        on_step=on_step,
-    )
+    with Progress(steps, echo=echo, prefix=" " * 14, every=max(1, steps // 8)) as progress:
+        metrics = train_sft(
+            data,
+            base,
+            model_dir,
+            max_steps=steps,
+            lora=s.lora,
+            learning_rate=s.learning_rate,
+            batch_size=s.batch_size,
+            max_length=s.max_length,
+            seed=s.seed,
+            on_step=lambda step, loss: progress.update(step, loss=loss),
+        )
     model_dir = model_dir.resolve()
     with Store.open(s.db, create=False) as store:
         registered = register_trained_model(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._progress import Echo, Progress
 from ..loop._loop import _last_line, _new_session, _pytest, _sessions
 from ._files import TeachableError
 
@@ -61,8 +62,13 @@ def collect(
     log: Path,
     *,
     extra: Sequence[str] = (),
+    echo: Echo | None = None,
+    prefix: str = "",
 ) -> Collection:
     """Run the suite under ``model`` with collection on; return the session it recorded.
+
+    With ``echo``, the tests run are shown as they finish (a bar on a terminal, about ten
+    lines starting with ``prefix`` otherwise).
 
     Raises:
         TeachableError: the suite is missing, or pytest failed for another reason than
@@ -87,7 +93,8 @@ def collect(
         "-p",
         "no:cacheprovider",
     ]
-    code, out = _pytest(args, log)
+    with Progress(None, unit="test", echo=echo, prefix=prefix, every=None) as progress:
+        code, out = _pytest(args, log, progress if echo is not None else None)
     if code not in (0, 1):
         raise TeachableError(
             f"the rollouts under {model} failed (pytest exit {code}): {_last_line(out)}; see {log}"

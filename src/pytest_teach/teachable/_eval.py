@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._progress import Progress
 from ._experiment import EVAL_SEED_START, Experiment, shaping
 from ._files import (
     TeachableError,
@@ -155,7 +156,10 @@ def evaluate(s: EvalSettings, echo: Echo = lambda line: None) -> dict[str, Any]:
         f"snapshots), greedy; {len(have)} already evaluated"
     )
     started = time.perf_counter()
-    for number, (name, model) in enumerate(todo, 1):
+    finished = sum(name in have for name, _ in todo)
+    progress = Progress(len(todo), unit="model", label="", echo=echo, prefix="[eval] ",
+                        initial=finished)  # fmt: skip
+    for name, model in todo:
         if name in have:
             continue
         clock = time.perf_counter()
@@ -164,10 +168,9 @@ def evaluate(s: EvalSettings, echo: Echo = lambda line: None) -> dict[str, Any]:
         append_checkpoint(s.results / CHECKPOINT, record)
         done.append(record)
         rate = sum(t["success"] for t in record["tasks"].values()) / max(1, len(record["tasks"]))
-        echo(
-            f"[eval] {number}/{len(todo)} {name}: tasks {rate:.1%} "
-            f"({time.perf_counter() - clock:.0f}s)"
-        )
+        finished += 1
+        progress.update(finished, note=f"{name}: tasks {rate:.1%} ({time.perf_counter() - clock:.0f}s)")  # fmt: skip
+    progress.close()
     records = {r["model"]: r for r in done}
     result = score(records, runs, split.test)
     result["seconds_now"] = round(time.perf_counter() - started, 1)

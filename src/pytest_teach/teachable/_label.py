@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._progress import Progress
 from ..envs import minigrid as mg
 from ..teacher import Teacher, make_teacher
 from ._files import (
@@ -372,19 +373,13 @@ def label_snapshots(
         + (", no CPT" if s.skip_cpt else "")
     )
     started = time.perf_counter()
-    last_report = started
-    for number, (where, row) in enumerate(todo, 1):
-        labeled = labeler.label(where, row)
-        append_checkpoint(s.output / CHECKPOINT, labeled)
-        done.append(labeled)
-        now = time.perf_counter()
-        if now - last_report >= 10 or number == len(todo):
-            last_report = now
-            each = (now - started) / number
-            echo(
-                f"[label] {len(finished) + number}/{len(rows)} labeled, {each:.2f}s each, "
-                f"about {each * (len(todo) - number) / 60:.1f} min to go"
-            )
+    with Progress(len(rows), unit="snapshot", label="", echo=echo, prefix="[label] ",
+                  every=None, initial=len(rows) - len(todo)) as progress:  # fmt: skip
+        for number, (where, row) in enumerate(todo, 1):
+            labeled = labeler.label(where, row)
+            append_checkpoint(s.output / CHECKPOINT, labeled)
+            done.append(labeled)
+            progress.update(len(rows) - len(todo) + number, note="labeled")
     order = {r["id"]: i for i, (_, r) in enumerate(rows)}
     labeled_rows = sorted((r for r in done if r["id"] in order), key=lambda r: order[r["id"]])
     thresholds = apply_quadrants(labeled_rows, s)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._progress import Progress
 from ._experiment import Experiment, SnapshotSplit, stable_order
 from ._files import TeachableError, read_json, write_json
 from ._quadrants import QUADRANTS
@@ -133,7 +134,10 @@ def train_matrix(s: MatrixSettings, echo: Echo = lambda line: None) -> dict[str,
     )
     entries: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for number, run in enumerate(runs, 1):
+    finished = sum(run.name in done for run in runs)
+    progress = Progress(len(runs), unit="run", label="", echo=echo, prefix="[matrix] ",
+                        initial=finished)  # fmt: skip
+    for run in runs:
         if run.name in done:
             entries.append(done[run.name])
             continue
@@ -164,16 +168,19 @@ def train_matrix(s: MatrixSettings, echo: Echo = lambda line: None) -> dict[str,
             )
         entries.append(entry)
         _write(summary_path, exp, split, size, config, entries, runs)
-        echo(
-            f"[matrix] {number}/{len(runs)} {run.name}: "
+        finished += 1
+        progress.update(
+            finished,
+            note=f"{run.name}: "
             + (
                 f"{entry['rows']} rows (+{entry['rehearsal_rows']} rehearsal), {entry['steps']} "
                 f"steps, loss {entry['loss']:.3f} "
                 f"({entry['seconds']:.0f}s)"
                 if entry["status"] == "done"
                 else entry["reason"]
-            )
+            ),
         )
+    progress.close()
     summary = _write(summary_path, exp, split, size, config, entries, runs)
     summary["seconds_now"] = round(time.perf_counter() - started, 1)
     return summary

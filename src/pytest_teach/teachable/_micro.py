@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._progress import Progress
 from ._experiment import Experiment, shaping, stable_order
 from ._files import TeachableError, append_checkpoint, resume_checkpoint, write_json
 from ._quadrants import QUADRANTS
@@ -120,8 +121,9 @@ def micro_train(s: MicroSettings, echo: Echo = lambda line: None) -> dict[str, A
     )
     work = s.results / "micro"
     ft = FineTune(steps=s.n_steps, lr=s.lr, batch_size=1, seed=s.seed)
-    started = time.perf_counter()
-    with exp.loaded() as base:
+    progress = Progress(len(sampled), unit="snapshot", label="", echo=echo, prefix="[micro] ",
+                        every=5, initial=len(sampled) - len(todo))  # fmt: skip
+    with progress, exp.loaded() as base:
         for number, row in enumerate(todo, 1):
             fmt = _format_of(row, s.format)
             clock = time.perf_counter()
@@ -152,13 +154,8 @@ def micro_train(s: MicroSettings, echo: Echo = lambda line: None) -> dict[str, A
             }
             append_checkpoint(s.results / CHECKPOINT, result)
             done.append(result)
-            if number % 5 == 0 or number == len(todo):
-                each = (time.perf_counter() - started) / number
-                echo(
-                    f"[micro] {len(finished) + number}/{len(sampled)}  utility "
-                    f"{result['utility']:+.2f} ({row['quadrant']})  {each:.1f}s each, "
-                    f"about {each * (len(todo) - number) / 60:.1f} min to go"
-                )
+            progress.update(len(sampled) - len(todo) + number,
+                            utility=f"{result['utility']:+.2f} ({row['quadrant']})")  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     order = {r["id"]: i for i, r in enumerate(sampled)}
     results = sorted((r for r in done if r["id"] in order), key=lambda r: order[r["id"]])

@@ -228,7 +228,8 @@ def run_pilot(s: PilotSettings, echo: Echo = lambda line: None) -> dict[str, Any
             f"[0 rollouts] {student} on {', '.join(s.levels)} x {s.n_tasks} seeds "
             f"(max {s.max_steps} steps{', mock world' if s.mock_env else ''}) -> {db}"
         )
-        run = collect(s.suite, db, student, rollouts, out / "rollouts.log")
+        run = collect(s.suite, db, student, rollouts, out / "rollouts.log", echo=echo,
+                      prefix="[0 rollouts] ")  # fmt: skip
         echo(f"            {run.episodes} episodes, {run.failures} failed (session {run.session})")
         lap("rollouts")
         mined = mine(db, snapshots, session=run.session, per_episode=s.per_episode, echo=echo)

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._progress import Progress
 from ..envs import minigrid as mg
 from ._collect import Rollouts, collect
 from ._files import TeachableError, write_json, write_rows
@@ -102,7 +103,8 @@ def build_student(s: StudentSettings, echo: Echo = lambda line: None) -> dict[st
         f"[1/3 demos] scripted:oracle on {len(s.levels)} levels x {s.episodes} seeds "
         f"(from {DEMO_SEED_START}) -> {s.db}"
     )
-    demos = collect(s.suite, s.db, "scripted:oracle", rollouts, out / "demos.log")
+    demos = collect(s.suite, s.db, "scripted:oracle", rollouts, out / "demos.log", echo=echo,
+                    prefix="[1/3 demos] ")  # fmt: skip
     if demos.episodes == 0:
         raise TeachableError(f"the demonstrations recorded no episode; see {demos.log}")
     rows = demo_rows(s.db, demos.session, s.patch_share, s.seed)
@@ -127,29 +129,21 @@ def build_student(s: StudentSettings, echo: Echo = lambda line: None) -> dict[st
         f"[2/3 base]  a fresh tiny qwen2 (hidden {s.hidden_size}, {s.layers} layers, "
         f"{s.heads} heads), tokenizer from the rows -> {base}"
     )
-    every = max(1, s.steps // 6)
-    clock = time.perf_counter()
-
-    def on_step(step: int, loss: float | None) -> None:
-        if step % every == 0 or step == s.steps:
-            shown = "-" if loss is None else f"{loss:.3f}"
-            echo(
-                f"            step {step}/{s.steps}  loss {shown}  ({time.perf_counter() - clock:.0f}s)"
-            )
-
     echo(f"[3/3 sft]   {s.steps} steps, lr {s.learning_rate:g}, batch {s.batch_size}, full")
-    metrics = train_sft(
-        data,
-        base,
-        out / "model",
-        max_steps=s.steps,
-        lora=False,
-        learning_rate=s.learning_rate,
-        batch_size=s.batch_size,
-        max_length=512,
-        seed=s.seed,
-        on_step=on_step,
-    )
+    every = max(1, s.steps // 6)
+    with Progress(s.steps, echo=echo, prefix=" " * 12, every=every) as progress:
+        metrics = train_sft(
+            data,
+            base,
+            out / "model",
+            max_steps=s.steps,
+            lora=False,
+            learning_rate=s.learning_rate,
+            batch_size=s.batch_size,
+            max_length=512,
+            seed=s.seed,
+            on_step=lambda step, loss: progress.update(step, loss=loss),
+        )
     manifest = {
         "spec": f"hf:{(out / 'model').resolve()}",
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()},
