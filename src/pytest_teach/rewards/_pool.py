@@ -9,6 +9,8 @@ import importlib.util
 import logging
 import math
 import os
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -16,12 +18,15 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from ..redaction import redact_logs
 
 __all__ = [
     "PoolStats",
@@ -33,9 +38,22 @@ __all__ = [
 ]
 
 log = logging.getLogger("pytest_teach.rewards")
+redact_logs(log)
 
 #: Extra seconds the pool waits past a check's timeout before it kills the worker.
 KILL_GRACE_S = 5.0
+
+#: Default cap on one worker's captured output, in bytes; past it the oldest output is dropped.
+MAX_LOG_BYTES = 1_000_000
+
+#: Smallest cap a pool accepts (the log keeps the last half of it, after a marker line).
+MIN_LOG_BYTES = 4096
+
+#: Seconds the pool waits for a worker whose socket closed to finish exiting.
+EXIT_WAIT_S = 2.0
+
+#: Seconds the pool waits for a stopped worker's output to be drained into its log.
+DRAIN_WAIT_S = 2.0
 
 
 class RewardPoolError(RuntimeError):
@@ -61,7 +79,9 @@ class Task:
 class Score:
     """The reward one completion earned, or ``None`` (left out of training) with the reason.
 
-    ``outcome`` is ``passed``/``failed`` (scored), or ``timeout``/``error``/``skipped`` (``None``).
+    ``outcome`` is ``passed``/``failed`` (scored), or ``timeout``/``crashed``/``error``/``skipped``
+    (``None``). A check that exits (``sys.exit(3)``, ``os._exit(3)``, a fatal signal) is
+    ``crashed`` and its reason starts with ``crashed (exit 3)`` or ``crashed (killed by SIGSEGV)``.
     """
 
     nodeid: str
@@ -84,7 +104,11 @@ class PoolStats:
     groups: int = 0
     #: ``(nodeid, reward)`` of every group whose completions all earned the same reward.
     zero_variance: list[tuple[str, float]] = field(default_factory=list)
+    #: Workers replaced because a check hung past its timeout or crashed the worker.
     restarts: int = 0
+    #: Workers stopped and started afresh after ``max_checks_per_worker`` checks or past
+    #: ``max_worker_rss_mb``.
+    recycled: int = 0
 
     def summary(self) -> str:
         """One line per fact, for the end of a training run."""
@@ -104,7 +128,9 @@ class PoolStats:
                 )
             )
         if self.restarts:
-            lines.append(f"workers restarted after a hung check: {self.restarts}")
+            lines.append(f"workers replaced after a hung or crashed check: {self.restarts}")
+        if self.recycled:
+            lines.append(f"workers recycled (check or memory limit): {self.recycled}")
         return "\n".join(lines)
 
 
@@ -122,20 +148,146 @@ def completion_text(completion: Any) -> str:
 
 
 class _WorkerLost(Exception):
-    pass
+    """The worker stopped answering: it hung (``exit`` is ``None``) or exited (``exit`` set)."""
+
+    def __init__(self, message: str, exit: str | None = None) -> None:
+        super().__init__(message)
+        self.exit = exit
+
+
+def describe_exit(returncode: int) -> str:
+    """How a process ended, from its return code: ``exit 3`` or ``killed by SIGSEGV``."""
+    if returncode >= 0:
+        return f"exit {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"killed by {name}"
+
+
+class _BoundedLog:
+    """A worker's captured output, kept under ``limit`` bytes.
+
+    Output is appended until the file would pass ``limit``; then only the newest half of it is
+    kept, after a marker line saying how many bytes were dropped, so the log always ends with the
+    newest output (what explains a crash) and never grows without bound.
+    """
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self.path = path
+        self.limit = limit
+        self.total = 0  # bytes of output received
+        self.dropped = 0  # bytes of output no longer in the file
+        self._size = 0  # bytes in the file, marker included
+        self._lock = threading.Lock()
+        self._fh: Any = open(path, "w+b")  # noqa: SIM115 - open for the pool's life
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``, dropping the oldest output past the cap."""
+        with self._lock:
+            if self._fh is None:
+                return
+            self.total += len(data)
+            if self._size + len(data) <= self.limit:
+                self._fh.write(data)
+                self._fh.flush()
+                self._size += len(data)
+                return
+            keep = self.limit // 2
+            if len(data) >= keep:
+                tail = data[-keep:]
+            else:
+                self._fh.seek(max(self._size - (keep - len(data)), 0))
+                tail = self._fh.read() + data
+            newline = tail.find(b"\n", 0, 4096)
+            if 0 <= newline < len(tail) - 1:
+                tail = tail[newline + 1 :]  # start the kept output on a whole line
+            self.dropped = self.total - len(tail)
+            marker = (
+                f"[pytest-teach: {self.dropped} earlier bytes of this worker's output were "
+                f"dropped; its log keeps at most {self.limit} bytes]\n"
+            ).encode()
+            self._fh.seek(0)
+            self._fh.truncate()
+            self._fh.write(marker + tail)
+            self._fh.flush()
+            self._size = len(marker) + len(tail)
+
+    def close(self) -> None:
+        """Close the file; later output is discarded."""
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def _drain(fd: int, sink: _BoundedLog) -> None:
+    """Copy a worker's output pipe into its log until every writer has closed it."""
+    try:
+        while chunk := os.read(fd, 65536):
+            sink.write(chunk)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _rss_mb(pid: int) -> float | None:
+    """The resident memory of process ``pid`` in MiB, or ``None`` if it can't be read."""
+    try:
+        fd = os.open(f"/proc/{pid}/statm", os.O_RDONLY)
+    except OSError:
+        return _psutil_rss_mb(pid)
+    try:
+        pages = int(os.read(fd, 256).split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return pages * _PAGE_SIZE / 2**20
+
+
+def _psutil_rss_mb(pid: int) -> float | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.Error:
+        return None
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _can_read_rss() -> bool:
+    return os.path.exists(f"/proc/{os.getpid()}/statm") or (
+        importlib.util.find_spec("psutil") is not None
+    )
 
 
 class _Worker:
-    """One worker process and its socket."""
+    """One worker process, its socket, and the thread copying its output into its log.
 
-    def __init__(self, index: int, args: list[str], cwd: str, log_dir: Path) -> None:
+    The worker leads its own process group (a new session), so what a check starts (a server,
+    a browser, ``sleep 600``) is in that group and goes when the worker is stopped or killed.
+    """
+
+    def __init__(self, index: int, args: list[str], cwd: str, sink: _BoundedLog) -> None:
         self.index = index
         self.current: str | None = None
+        self.checks = 0
         self.lock = threading.Lock()
-        self.log_path = log_dir / f"worker-{index}.log"
+        self._killed = False
+        self.sink = sink
+        self.log_path = sink.path
         parent, child = socket.socketpair()
+        read_fd, write_fd = os.pipe()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        with open(self.log_path, "ab") as logfile:
+        try:
             self.proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -148,14 +300,33 @@ class _Worker:
                 pass_fds=[child.fileno()],
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
-                stdout=logfile,
+                stdout=write_fd,
                 stderr=subprocess.STDOUT,
                 env=env,
+                start_new_session=True,
             )
-        child.close()
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+            child.close()
         self.conn = Connection(parent.detach())
+        self.reader = threading.Thread(
+            target=_drain,
+            args=(read_fd, sink),
+            name=f"teach-reward-log-{index}",
+            daemon=True,
+        )
+        self.reader.start()
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id (also its process group's id)."""
+        return self.proc.pid
 
     def log_tail(self, lines: int = 8) -> str:
+        self.reader.join(DRAIN_WAIT_S if self.proc.returncode is not None else 0)
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -174,10 +345,13 @@ class _Worker:
             try:
                 kind, payload = self.conn.recv()
             except (EOFError, OSError):
+                how = self.exit_status(EXIT_WAIT_S)
                 self.kill()
                 tail = self.log_tail()
                 raise RewardPoolError(
-                    f"reward worker {self.index} exited while collecting the suite"
+                    f"reward worker {self.index} exited"
+                    + (f" ({how})" if how else "")
+                    + " while collecting the suite"
                     + (f":\n{tail}" if tail else "")
                 ) from None
             if kind == "log":
@@ -195,27 +369,82 @@ class _Worker:
             if not self.conn.poll(timeout):
                 raise _WorkerLost(f"no answer in {timeout:g} s")
             kind, payload = self.conn.recv()
-        except (EOFError, OSError, BrokenPipeError) as exc:
-            raise _WorkerLost(f"the worker exited ({type(exc).__name__})") from None
-        while kind == "log":
-            log.warning("%s", payload)
-            kind, payload = self.conn.recv()
+            while kind == "log":
+                log.warning("%s", payload)
+                kind, payload = self.conn.recv()
+        except (EOFError, OSError) as exc:
+            how = self.exit_status(EXIT_WAIT_S)
+            if how is None:
+                raise _WorkerLost(f"the worker closed its socket ({type(exc).__name__})") from None
+            raise _WorkerLost(f"the worker exited ({how})", exit=how) from None
         return kind, payload
 
+    def exit_status(self, timeout: float) -> str | None:
+        """Wait up to ``timeout`` for the worker to end; say how it ended (``exit 3``).
+
+        The worker is left unreaped, so its pid (its group's id) can't be reused before
+        :meth:`kill` signals the group.
+        """
+        if self.proc.returncode is not None:
+            return describe_exit(self.proc.returncode)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return None
+            if info is not None and info.si_pid:
+                code = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+                return describe_exit(code)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
     def stop(self, timeout: float = 10.0) -> None:
+        """Ask the worker to tear its fixtures down and end; then end its process group."""
         with contextlib.suppress(OSError):
             self.conn.send(("stop",))
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self.conn.close()
+        self.exit_status(timeout)
+        self.kill()
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
+        """Kill the worker's process group (the worker and what its checks started)."""
+        if self._killed:
+            return
+        self._killed = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
             self.proc.wait()
+        self.reader.join(DRAIN_WAIT_S)
         self.conn.close()
+
+
+class _Resources:
+    """What a started pool holds outside Python: its workers' process groups and its log
+    folder. Released by :meth:`RewardPool.close`, and by a finalizer when the pool is garbage
+    collected without it or the interpreter exits."""
+
+    def __init__(self, log_dir: Path, log_limit: int) -> None:
+        self.log_dir = log_dir
+        self.log_limit = log_limit
+        self.workers: list[_Worker] = []
+        self.sinks: dict[int, _BoundedLog] = {}
+
+    def sink(self, index: int) -> _BoundedLog:
+        if index not in self.sinks:
+            self.sinks[index] = _BoundedLog(self.log_dir / f"worker-{index}.log", self.log_limit)
+        return self.sinks[index]
+
+    def release(self) -> None:
+        """Kill every worker's process group, then remove the log folder."""
+        for worker in self.workers:
+            with contextlib.suppress(Exception):
+                worker.kill()
+        self.workers.clear()
+        for sink in self.sinks.values():
+            sink.close()
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 class RewardPool:
@@ -242,6 +471,19 @@ class RewardPool:
         start_timeout: seconds a worker may take to collect the suite.
         kill_grace: seconds past ``timeout`` after which a worker that hasn't answered (a check
             stuck where the alarm can't interrupt it) is killed and replaced.
+        max_log_bytes: cap on each worker's captured output (``worker-N.log`` in
+            :attr:`log_dir`); past it the oldest output is dropped behind a marker line.
+        max_checks_per_worker: recycle a worker (tear its fixtures down, start a fresh one)
+            after this many scored checks; ``None`` never does.
+        max_worker_rss_mb: recycle a worker whose resident memory has grown past this many
+            MiB (read before each check from ``/proc``, or with psutil where there is no
+            ``/proc``); ``None`` never does.
+
+    Workers lead their own process groups: a worker that is killed (a hung check) or stopped
+    takes what its checks started with it. A check that exits the worker is reported as
+    ``crashed`` and the worker is replaced. The log folder is removed on :meth:`close`, and
+    everything is released when the pool is garbage collected or the interpreter exits
+    without it.
     """
 
     def __init__(
@@ -254,6 +496,9 @@ class RewardPool:
         cwd: str | os.PathLike[str] | None = None,
         start_timeout: float = 120.0,
         kill_grace: float = KILL_GRACE_S,
+        max_log_bytes: int = MAX_LOG_BYTES,
+        max_checks_per_worker: int | None = None,
+        max_worker_rss_mb: float | None = None,
     ) -> None:
         paths = [suite] if isinstance(suite, str) else list(suite)
         if not paths:
@@ -262,6 +507,38 @@ class RewardPool:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if (
+            isinstance(max_log_bytes, bool)
+            or not isinstance(max_log_bytes, int)
+            or max_log_bytes < MIN_LOG_BYTES
+        ):
+            raise ValueError(
+                f"max_log_bytes must be an integer >= {MIN_LOG_BYTES}, got {max_log_bytes!r}"
+            )
+        if max_checks_per_worker is not None and (
+            isinstance(max_checks_per_worker, bool)
+            or not isinstance(max_checks_per_worker, int)
+            or max_checks_per_worker < 1
+        ):
+            raise ValueError(
+                f"max_checks_per_worker must be an integer >= 1 or None, "
+                f"got {max_checks_per_worker!r}"
+            )
+        if max_worker_rss_mb is not None:
+            if not (
+                isinstance(max_worker_rss_mb, (int, float))
+                and not isinstance(max_worker_rss_mb, bool)
+                and math.isfinite(max_worker_rss_mb)
+                and max_worker_rss_mb > 0
+            ):
+                raise ValueError(
+                    f"max_worker_rss_mb must be a positive number of MiB or None, "
+                    f"got {max_worker_rss_mb!r}"
+                )
+            if not _can_read_rss():
+                raise RewardPoolError(
+                    "max_worker_rss_mb needs /proc or the psutil package to read a worker's memory"
+                )
         self.cwd = str(Path(cwd or os.getcwd()).resolve())
         for path in paths:
             target = Path(self.cwd, path.split("::", 1)[0])
@@ -272,6 +549,9 @@ class RewardPool:
         self.n_workers = workers
         self.start_timeout = float(start_timeout)
         self.kill_grace = float(kill_grace)
+        self.max_log_bytes = max_log_bytes
+        self.max_checks_per_worker = max_checks_per_worker
+        self.max_worker_rss_mb = None if max_worker_rss_mb is None else float(max_worker_rss_mb)
         args = [*paths, *pytest_args]
         if importlib.util.find_spec("xdist") is not None:
             args += ["-n", "0"]  # the workers are the parallelism; never nest xdist
@@ -280,7 +560,8 @@ class RewardPool:
         self.skipped: dict[str, str] = {}
         self.stats = PoolStats()
         self._workers: list[_Worker] = []
-        self._log_dir = Path(tempfile.mkdtemp(prefix="teach-reward-pool-"))
+        self._resources: _Resources | None = None
+        self._finalizer: weakref.finalize | None = None
         self._tasks: list[Task] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._stats_lock = threading.Lock()
@@ -293,12 +574,26 @@ class RewardPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def log_dir(self) -> Path | None:
+        """The folder holding each worker's output (``worker-N.log``) while the pool runs."""
+        return None if self._resources is None else self._resources.log_dir
+
     def start(self) -> RewardPool:
         """Start the workers and wait until each has collected the suite."""
         if self._workers:
             return self
-        self._workers = [self._spawn(i) for i in range(self.n_workers)]
+        resources = _Resources(
+            Path(tempfile.mkdtemp(prefix="teach-reward-pool-")), self.max_log_bytes
+        )
+        self._resources = resources
+        self._workers = resources.workers
+        # the callback holds the resources, not the pool: it runs on close, when the pool is
+        # garbage collected, or at interpreter exit, whichever comes first
+        self._finalizer = weakref.finalize(self, resources.release)
         try:
+            for i in range(self.n_workers):
+                self._workers.append(self._spawn(i))
             lists = [w.wait_ready(self.start_timeout) for w in self._workers]
         except BaseException:
             self.close()
@@ -314,25 +609,50 @@ class RewardPool:
         return self
 
     def _spawn(self, index: int) -> _Worker:
-        return _Worker(index, self.args, self.cwd, self._log_dir)
+        assert self._resources is not None
+        return _Worker(index, self.args, self.cwd, self._resources.sink(index))
 
-    def _replace(self, worker: _Worker) -> _Worker:
-        worker.kill()
+    def _replace(self, worker: _Worker, *, recycle: bool = False) -> _Worker:
+        """A fresh worker in ``worker``'s place: killed (it hung or crashed) or, to recycle it,
+        stopped with its fixtures torn down."""
+        if recycle:
+            worker.stop()
+        else:
+            worker.kill()
         with self._stats_lock:
-            self.stats.restarts += 1
+            if recycle:
+                self.stats.recycled += 1
+            else:
+                self.stats.restarts += 1
         fresh = self._spawn(worker.index)
-        fresh.wait_ready(self.start_timeout)
         self._workers[worker.index] = fresh
+        fresh.wait_ready(self.start_timeout)
         return fresh
 
+    def _recycle_reason(self, worker: _Worker) -> str | None:
+        """Why ``worker`` is due to be recycled before its next check, or ``None``."""
+        limit = self.max_checks_per_worker
+        if limit is not None and worker.checks >= limit:
+            return f"after {worker.checks} checks"
+        if self.max_worker_rss_mb is not None:
+            rss = _rss_mb(worker.pid)
+            if rss is not None and rss > self.max_worker_rss_mb:
+                return f"at {rss:.0f} MiB resident (limit {self.max_worker_rss_mb:g})"
+        return None
+
     def close(self) -> None:
-        """Tear the workers' fixtures down and stop them."""
+        """Tear the workers' fixtures down, stop them and their process groups, and remove the
+        log folder."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
         for worker in self._workers:
             worker.stop()
-        self._workers = []
+        self._workers.clear()
+        if self._finalizer is not None:
+            self._finalizer()  # kills what is left, removes the log folder
+            self._finalizer = None
+        self._resources = None
 
     # -- prompts ----------------------------------------------------------------------------
 
@@ -365,7 +685,11 @@ class RewardPool:
                 try:
                     kind, payload = worker.call(("prompt", nodeid), self.timeout + self.kill_grace)
                 except _WorkerLost as exc:
-                    self.skipped[nodeid] = f"the worker was lost capturing the prompt: {exc}"
+                    self.skipped[nodeid] = (
+                        f"crashed ({exc.exit}) capturing the prompt; the worker was replaced"
+                        if exc.exit
+                        else f"the worker was lost capturing the prompt: {exc}"
+                    )
                     worker = self._replace(worker)
                     continue
                 worker.current = nodeid
@@ -437,19 +761,34 @@ class RewardPool:
         with worker.lock:
             for i, (nodeid, completion) in jobs:
                 text = completion_text(completion)
+                if self._recycling and (why := self._recycle_reason(worker)):
+                    log.info("reward worker %d recycled %s", index, why)
+                    worker = self._replace(worker, recycle=True)
+                worker.checks += 1
+                started = time.perf_counter()
                 try:
                     kind, payload = worker.call(
                         ("score", nodeid, text, self.timeout), self.timeout + self.kill_grace
                     )
                 except _WorkerLost as exc:
-                    out.append(
-                        (
-                            i,
-                            Score(
-                                nodeid, None, "timeout", f"the worker hung and was replaced: {exc}"
-                            ),
+                    ms = (time.perf_counter() - started) * 1000.0
+                    if exc.exit:
+                        score = Score(
+                            nodeid,
+                            None,
+                            "crashed",
+                            f"crashed ({exc.exit}): the check ended the worker, which was replaced",
+                            ms=ms,
                         )
-                    )
+                    else:
+                        score = Score(
+                            nodeid,
+                            None,
+                            "timeout",
+                            f"the worker hung and was replaced: {exc}",
+                            ms=ms,
+                        )
+                    out.append((i, score))
                     log.warning("reward worker %d lost on %s: %s", index, nodeid, exc)
                     worker = self._replace(worker)
                     continue
@@ -466,6 +805,10 @@ class RewardPool:
         """:meth:`score` without blocking the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.score, list(requests))
+
+    @property
+    def _recycling(self) -> bool:
+        return self.max_checks_per_worker is not None or self.max_worker_rss_mb is not None
 
     def _require_started(self) -> None:
         if not self._workers or self._executor is None:

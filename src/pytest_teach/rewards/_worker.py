@@ -11,7 +11,8 @@ and ``-m`` apply) and fixtures are set up the usual way. Instead of running the 
 - ``("score", nodeid, completion, timeout)``: run the test with the ``agent`` answering
   ``completion``; the reward is what the test gave ``episode.reward()`` (its default: 1.0 on
   pass, 0.0 on fail). An exception other than an assertion, a skip, or a timeout gives
-  ``None``.
+  ``None``; so does ``sys.exit(N)`` in the check (``crashed (exit N)``), after which the worker
+  goes on serving. A check that ends the process (``os._exit``, a signal) is seen by the pool.
 - ``("stop",)``: tear the fixtures down and end the session.
 
 Fixtures stay warm: an item's fixtures are set up once and reused for every candidate of that
@@ -58,6 +59,13 @@ def _deadline(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """The status ``sys.exit(arg)`` would give the process."""
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else 1
 
 
 def _short(exc: BaseException) -> str:
@@ -179,8 +187,10 @@ class ServePlugin:
             self._run(item, EpisodeRecorder(enabled=True))
         except PromptCaptured:
             return ("ok", SLOT.request)
+        except SystemExit as exc:
+            return ("none", f"crashed (exit {_exit_code(exc)}) before calling the model")
         except BaseException as exc:  # noqa: BLE001
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, KeyboardInterrupt):
                 raise
             return ("none", f"the test stopped before calling the model: {_short(exc)}")
         finally:
@@ -204,6 +214,9 @@ class ServePlugin:
                 self._run(item, recorder)
         except CheckTimeout:
             return ("ok", _result(None, "timeout", f"the check ran past {timeout:g} s", start))
+        except SystemExit as exc:
+            reason = f"crashed (exit {_exit_code(exc)}): the check called sys.exit"
+            return ("ok", _result(None, "crashed", reason, start))
         except (AssertionError, pytest.fail.Exception) as exc:
             outcome, reason = "failed", _short(exc)
         except pytest.skip.Exception as exc:
