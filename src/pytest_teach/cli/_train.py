@@ -221,12 +221,20 @@ class SuiteSource:
     """``teach train grpo --suite``: prompts and rewards from a pytest suite's own tests."""
 
     def __init__(
-        self, paths: Sequence[str], pytest_args: str | None, workers: int, timeout: float
+        self,
+        paths: Sequence[str],
+        pytest_args: str | None,
+        workers: int,
+        timeout: float,
+        recycle_after: int | None = None,
+        max_rss_mb: float | None = None,
     ) -> None:
         self.paths = list(paths)
         self.pytest_args = shlex.split(pytest_args or "")
         self.workers = workers
         self.timeout = timeout
+        self.recycle_after = recycle_after
+        self.max_rss_mb = max_rss_mb
         self.pool: Any = None
 
     def prepare(
@@ -241,6 +249,8 @@ class SuiteSource:
                 workers=self.workers,
                 timeout=self.timeout,
                 pytest_args=self.pytest_args,
+                max_checks_per_worker=self.recycle_after,
+                max_worker_rss_mb=self.max_rss_mb,
             )
             stack.enter_context(pool)
             tasks = pool.tasks()
@@ -284,6 +294,7 @@ class SuiteSource:
             "groups": stats.groups,
             "zero_variance_groups": len(stats.zero_variance),
             "worker_restarts": stats.restarts,
+            "worker_recycles": stats.recycled,
         }
 
 
@@ -353,6 +364,18 @@ def dpo_cmd(beta: float, **opts: Any) -> None:
     show_default=True,
     help="seconds one check may run before its reward is None",
 )
+@click.option(
+    "--reward-recycle-after",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="start a reward worker afresh after N checks (frees what checks leak)",
+)
+@click.option(
+    "--reward-max-rss-mb",
+    type=click.FloatRange(0, min_open=True),
+    metavar="MB",
+    help="start a reward worker afresh once its resident memory passes MB MiB",
+)
 def grpo_cmd(
     num_generations: int,
     max_completion_length: int,
@@ -360,6 +383,8 @@ def grpo_cmd(
     suite_args: str | None,
     reward_workers: int,
     check_timeout: float,
+    reward_recycle_after: int | None,
+    reward_max_rss_mb: float | None,
     **opts: Any,
 ) -> None:
     """Group relative policy optimisation (TRL GRPOTrainer).
@@ -370,7 +395,8 @@ def grpo_cmd(
     by running that test with the agent answering it, in --reward-workers persistent workers
     whose fixtures stay warm. The reward is what the test gives episode.reward() (1.0/0.0 for
     pass/fail without one); a check that raises or runs past --check-timeout is left out (None)
-    and logged. Groups with no reward variance are reported at the end.
+    and logged. Groups with no reward variance are reported at the end. A worker can be started
+    afresh after --reward-recycle-after checks or past --reward-max-rss-mb of memory.
 
     Without --suite it trains on the store's grpo export (or --data) with the tool-selection
     reward (the scenario's check, with partial credit for plan-shaped output).
@@ -379,9 +405,20 @@ def grpo_cmd(
 
     source = None
     if suite:
-        source = SuiteSource(suite, suite_args, reward_workers, check_timeout)
+        source = SuiteSource(
+            suite,
+            suite_args,
+            reward_workers,
+            check_timeout,
+            recycle_after=reward_recycle_after,
+            max_rss_mb=reward_max_rss_mb,
+        )
     elif suite_args:
         fail("--suite-args needs --suite")
+    elif reward_recycle_after is not None:
+        fail("--reward-recycle-after needs --suite")
+    elif reward_max_rss_mb is not None:
+        fail("--reward-max-rss-mb needs --suite")
     _train(
         "grpo",
         opts,
