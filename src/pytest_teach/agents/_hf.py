@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,21 @@ class HFChat(ChatModel):
             text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def prompt_length(self, messages: list[dict[str, str]]) -> int:
+        """How many tokens ``messages`` take as a prompt (generation prompt included)."""
+        return len(self._prompt_ids(self._loaded(), messages))
+
+    @property
+    def context_length(self) -> int | None:
+        """The longest sequence (prompt plus reply) the model takes, in tokens, or ``None``
+        when its config doesn't say."""
+        config = self._loaded().model.config
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
     def _loaded(self) -> _Loaded:
         try:
             return _load(self.base, self.adapter)
@@ -220,11 +235,21 @@ class HFChat(ChatModel):
     # -- generation ------------------------------------------------------------------------
 
     def generate(
-        self, messages: list[dict[str, str]], *, max_tokens: int = 256, temperature: float = 0.0
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Callable[[], bool] | None = None,
     ) -> Generation:
-        """Generate one reply (greedy at ``temperature <= 0``)."""
+        """Generate one reply (greedy at ``temperature <= 0``). ``stop`` is asked after every
+        token; when it returns true, generation ends there (a server's client has gone)."""
         import torch
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), bool(stop and stop()), dtype=torch.bool)
 
         if max_tokens < 1:
             raise ModelCallError("bad_request", f"max_tokens must be >= 1, got {max_tokens}")
@@ -246,6 +271,7 @@ class HFChat(ChatModel):
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
                 generation_config=config,
+                stopping_criteria=StoppingCriteriaList([_Stop()]) if stop else None,
             )
         new = output[0, len(prompt_ids) :].tolist()
         finish = "length"

@@ -1,10 +1,63 @@
-"""``teach serve-model``: a local model behind an OpenAI-compatible endpoint."""
+"""``teach serve-model``: a local model behind an OpenAI-compatible endpoint; and the HTTP limit
+options every ``teach`` server shares."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import Any
+
 import click
 
+from ..serve import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, parse_size
 from ._common import TeachCommand, fail
+
+
+class SizeType(click.ParamType):
+    """A size in bytes: ``1048576``, ``512KB``, ``1MB``, ``4MiB``."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def http_limit_options(max_body: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--max-body``, ``--header-timeout`` and ``--body-timeout``, with ``max_body`` as the
+    default size."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--body-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_BODY_TIMEOUT,
+            show_default=True,
+            metavar="SECONDS",
+            help="a request body must arrive within this; slower ones get 408 and are closed",
+        )(command)
+        command = click.option(
+            "--header-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_HEADER_TIMEOUT,
+            show_default=True,
+            metavar="SECONDS",
+            help="a request's head (line and headers) must arrive within this; "
+            "a silent or dripping client gets 408 and is closed",
+        )(command)
+        return click.option(
+            "--max-body",
+            type=SizeType(),
+            default=max_body,
+            show_default=True,
+            metavar="SIZE",
+            help="the largest request body (bytes, or 512KB, 1MB, 4MiB); larger ones get 413 "
+            "without being read",
+        )(command)
+
+    return decorate
 
 
 @click.command("serve-model", cls=TeachCommand)
@@ -19,15 +72,38 @@ from ._common import TeachCommand, fail
     help="the model name clients send (default: the directory's name); "
     "run scenarios with --model openai:NAME",
 )
-def serve_model_cmd(path: str, host: str, port: int, name: str | None) -> None:
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(1, 4096),
+    default=4096,
+    show_default=True,
+    help="the longest reply the server generates, whatever a request asks for",
+)
+@http_limit_options("4MB")
+def serve_model_cmd(
+    path: str,
+    host: str,
+    port: int,
+    name: str | None,
+    max_tokens: int,
+    max_body: int,
+    header_timeout: float,
+    body_timeout: float,
+) -> None:
     """Serve the transformers model (or LoRA adapter) at PATH as an OpenAI-compatible API.
 
     PATH is a model directory, an adapter directory (its base is read from
     adapter_config.json) or BASE+ADAPTER. Endpoints: POST /v1/chat/completions,
     GET /v1/models, GET /health. Point OPENAI_BASE_URL at http://HOST:PORT/v1.
+
+    The port is bound before the model loads; a busy port is one error line, exit status 1.
+    Replies stop at --max-tokens and at the model's context; generation stops when the
+    client disconnects.
+    Set TEACH_SERVE_API_KEY to require `Authorization: Bearer <key>` (the client's
+    OPENAI_API_KEY) on every request but GET /health.
     """
     try:
-        from ..serve import serve_model
+        from ..serve import PortInUseError, serve_model
     except ImportError as exc:
         fail(
             f"serving needs fastapi, uvicorn, torch and transformers ({exc}); "
@@ -35,4 +111,17 @@ def serve_model_cmd(path: str, host: str, port: int, name: str | None) -> None:
         )
     if name is not None and not name.strip():
         fail("--name must not be empty")
-    serve_model(path, host=host, port=port, name=name)
+    try:
+        serve_model(
+            path,
+            host=host,
+            port=port,
+            name=name,
+            max_body=max_body,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_tokens=max_tokens,
+            api_key=os.environ.get("TEACH_SERVE_API_KEY") or None,
+        )
+    except PortInUseError as exc:
+        fail(str(exc), code=1)

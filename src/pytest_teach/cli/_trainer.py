@@ -7,6 +7,7 @@ import os
 import click
 
 from ._common import TeachGroup, fail
+from ._serve import http_limit_options
 
 
 @click.group("trainer", cls=TeachGroup)
@@ -42,18 +43,30 @@ def trainer() -> None:
     help="fail (and stop) a run that takes longer than this",
 )
 @click.option(
+    "--models-dir",
+    "model_dirs",
+    multiple=True,
+    metavar="DIR",
+    help="a directory whose models baseModel may name, besides --data-dir (repeatable)",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
     show_default=True,
 )
+@http_limit_options("1MB")
 def serve_cmd(
     host: str,
     port: int,
     backend: str,
     data_dir: str,
     run_timeout: float | None,
+    model_dirs: tuple[str, ...],
     log_level: str,
+    max_body: int,
+    header_timeout: float,
+    body_timeout: float,
 ) -> None:
     """Serve the trainer until interrupted.
 
@@ -62,10 +75,12 @@ def serve_cmd(
     (`teach export --format sft`, `teach pipeline data`) inside --data-dir. Runs are
     kept in DIR/trainer.db and survive a restart; a run in flight at shutdown ends failed.
 
-    Set TEACH_TRAINER_TOKEN to require `Authorization: Bearer <token>` on POST.
-    TEACH_TRAINER_FAULTS=1 allows the params.crash fault injection (for tests).
+    Set TEACH_TRAINER_TOKEN to require `Authorization: Bearer <token>` on POST (checked
+    before the body is read). TEACH_TRAINER_FAULTS=1 allows the params.crash fault injection
+    (for tests). A busy port is one error line, exit status 1.
     """
     try:
+        from ..serve import PortInUseError
         from ..trainer._app import TrainerServiceError, serve
     except ImportError as exc:
         fail(f"the trainer needs fastapi and uvicorn ({exc}); install pytest-teach[serve]")
@@ -81,6 +96,12 @@ def serve_cmd(
             allow_faults=faults,
             run_timeout=run_timeout,
             log_level=log_level,
+            max_body=max_body,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            model_dirs=model_dirs,
         )
+    except PortInUseError as exc:
+        fail(str(exc), code=1)
     except TrainerServiceError as exc:
         fail(str(exc))

@@ -5,13 +5,15 @@ Endpoints (OpenAPI at ``/openapi.json``):
 - ``GET /health``: 200 with the backend, the version, the worker's state, the data dir and the
   run counts.
 - ``POST /train``: queue a run; 202 with its status. 422 names the bad field, 400 for a
-  ``datasetRef`` or ``baseModel`` that can't be used (outside the data dir, missing), 409 for a
-  ``runId`` that exists, 401 without the bearer token when ``TEACH_TRAINER_TOKEN`` is set.
+  ``datasetRef`` or ``baseModel`` that can't be used (outside the data dir, missing) or a body
+  that isn't UTF-8, 409 for a ``runId`` that exists, 401 without the bearer token when
+  ``TEACH_TRAINER_TOKEN`` is set (checked before the body is read), 413 for a body over the
+  limit (``--max-body``, default 1 MB), 408 for one that doesn't arrive in time.
 - ``GET /status/{runId}``: the run; 404 when unknown.
 - ``GET /runs``: the latest runs, newest first.
 
 Every error body is ``{"error": message, "code": code, "field": name-or-null}`` (422 adds
-``errors``, one per field).
+``errors``, one per field); it names fields, never a server path.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from __future__ import annotations
 import contextlib
 import hmac
 import os
-import re
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,21 +32,38 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.security import HTTPBearer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..redaction import redact_logs
+from ..serve import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    RequestGuard,
+    bind_socket,
+    no_lone_surrogates,
+    serve_app,
+    url_for,
+)
 from ._backends import BACKENDS, check_base_model
 from ._runs import DuplicateRunError, RunTable
 from ._worker import Dispatcher
 
 __all__ = ["TrainerService", "TrainerServiceError", "create_app", "resolve_dataset", "serve"]
 
+#: uvicorn's request and error logs show paths, queries and messages: mask secrets in them.
+redact_logs("uvicorn.error", "uvicorn.access")
+
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 JOB_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 TOKEN_ENV = "TEACH_TRAINER_TOKEN"
 FAULTS_ENV = "TEACH_TRAINER_FAULTS"
+#: The default limit on a request body, in bytes.
+DEFAULT_MAX_BODY = 1_000_000
+#: Text a client sends: no lone surrogates (they can't be stored or shown).
+Text = Annotated[str, AfterValidator(no_lone_surrogates)]
 
 
 class TrainerServiceError(Exception):
@@ -89,19 +107,20 @@ class TrainRequest(BaseModel):
     """The body of ``POST /train``. Unknown fields are refused (422 naming them)."""
 
     model_config = ConfigDict(extra="forbid")
-    jobId: str = Field(pattern=JOB_ID_PATTERN, description="the improvement job this run is for")
-    datasetRef: str = Field(
+    jobId: Text = Field(pattern=JOB_ID_PATTERN, description="the improvement job this run is for")
+    datasetRef: Text = Field(
         min_length=1,
         max_length=4096,
         description="the chat JSONL to train on: a path inside the trainer's data dir "
         "(relative to it, or absolute)",
     )
     runId: str = Field(pattern=RUN_ID_PATTERN, description="the caller's id for this run; unique")
-    baseModel: str | None = Field(
+    baseModel: Text | None = Field(
         None,
         min_length=1,
         max_length=1024,
-        description="a model directory or hub id; default: the tiny local model",
+        description="a model directory inside the trainer's data dir (relative to it, or "
+        "absolute) or a --models-dir, or a hub id; default: the tiny local model",
     )
     params: TrainParams = Field(default_factory=TrainParams)
 
@@ -182,7 +201,8 @@ def resolve_dataset(data_dir: Path, ref: str) -> Path:
     """The file ``datasetRef`` names, which must lie inside ``data_dir``.
 
     Relative refs are taken from the data dir; symlinks and ``..`` are resolved before the check,
-    so nothing outside it can be reached.
+    so nothing outside it can be reached. A ref outside it gets the same answer whether it
+    exists or not, and no message names a server path.
 
     Raises:
         BadRequest: outside the data dir, missing, not a regular file, or not a usable path.
@@ -197,20 +217,20 @@ def resolve_dataset(data_dir: Path, ref: str) -> Path:
         resolved = candidate.resolve()
         inside = resolved.is_relative_to(root)
         exists, is_file = resolved.exists(), resolved.is_file()
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError):
         raise BadRequest(
-            f"datasetRef {ref!r} is not a usable path ({exc})", "datasetRef", "bad_dataset_ref"
+            f"datasetRef {ref!r} is not a usable path", "datasetRef", "bad_dataset_ref"
         ) from None
     if not inside:
         raise BadRequest(
-            f"datasetRef {ref!r} is outside the trainer's data dir {root}; "
+            f"datasetRef {ref!r} is outside the trainer's data dir; "
             "write the dataset into the data dir and pass its path relative to it",
             "datasetRef",
             "dataset_outside_data_dir",
         )
     if not exists:
         raise BadRequest(
-            f"datasetRef {ref!r}: no such file in the trainer's data dir {root}",
+            f"datasetRef {ref!r}: no such file in the trainer's data dir",
             "datasetRef",
             "dataset_not_found",
         )
@@ -233,6 +253,7 @@ class TrainerService:
         token: str | None = None,
         allow_faults: bool = False,
         run_timeout: float | None = None,
+        model_dirs: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         if backend not in BACKENDS:
             raise TrainerServiceError(
@@ -249,6 +270,7 @@ class TrainerService:
         self.backend = backend
         self.token = token or None
         self.allow_faults = allow_faults
+        self.model_dirs = [Path(d).expanduser().resolve() for d in model_dirs]
         self._lock_file: Any = None
         self._lock()
         self.runs = RunTable(self.data_dir / "trainer.db")
@@ -302,13 +324,18 @@ class TrainerService:
             self._lock_file.close()
             self._lock_file = None
 
-    def check_token(self, credentials: HTTPAuthorizationCredentials | None) -> str | None:
-        """``None`` when the request may post, else why not."""
-        if self.token is None:
+    def check_token(self, method: str, path: str, authorization: str | None) -> str | None:
+        """``None`` when the request may go on, else why not: every method but GET, HEAD and
+        OPTIONS needs ``Authorization: Bearer <token>`` when the service has a token. It reads
+        the headers only, so :class:`~pytest_teach.serve.RequestGuard` runs it before the body.
+        """
+        if self.token is None or method in ("GET", "HEAD", "OPTIONS"):
             return None
-        if credentials is None or not credentials.credentials:
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() != "bearer" or not credentials:
             return f"missing bearer token: send Authorization: Bearer <{TOKEN_ENV}>"
-        if not hmac.compare_digest(credentials.credentials.encode(), self.token.encode()):
+        if not hmac.compare_digest(credentials.encode(), self.token.encode()):
             return "wrong bearer token"
         return None
 
@@ -318,20 +345,31 @@ class TrainerService:
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "datasetRef or baseModel can't be used"},
     401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
+    408: {"model": ErrorBody, "description": "the body did not arrive in time"},
     409: {"model": ErrorBody, "description": "a run with this runId exists"},
+    413: {"model": ErrorBody, "description": "the body is over the size limit"},
     422: {"model": ErrorBody, "description": "malformed body; the field is named"},
 }
 
 _bearer = HTTPBearer(auto_error=False, description=f"the service's {TOKEN_ENV}, when it is set")
 
 
-class _Unauthorized(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+def _error_body(status: int, message: str, code: str) -> dict[str, Any]:
+    return {"error": message, "code": code, "field": None}
 
 
-def create_app(service: TrainerService) -> FastAPI:
-    """The FastAPI app serving ``service``; its lifespan starts and closes the service."""
+def create_app(
+    service: TrainerService,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+) -> FastAPI:
+    """The FastAPI app serving ``service``; its lifespan starts and closes the service.
+
+    A :class:`~pytest_teach.serve.RequestGuard` sits in front: the token is checked before the
+    body is read, and a body over ``max_body`` bytes (413) or slower than ``body_timeout``
+    seconds (408) is refused without reading the rest.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -348,6 +386,13 @@ def create_app(service: TrainerService) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
+    app.add_middleware(
+        RequestGuard,
+        max_body=max_body,
+        body_timeout=body_timeout,
+        error_body=_error_body,
+        authorize=service.check_token,
+    )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Any:
@@ -375,17 +420,6 @@ def create_app(service: TrainerService) -> FastAPI:
     async def _bad(request: Request, exc: BadRequest) -> Any:
         return _err(400, str(exc), exc.code, exc.field)
 
-    @app.exception_handler(_Unauthorized)
-    async def _unauthorized(request: Request, exc: _Unauthorized) -> Any:
-        return _err(401, str(exc), "unauthorized")
-
-    def authorized(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        problem = service.check_token(credentials)
-        if problem is not None:
-            raise _Unauthorized(problem)
-
     @app.get("/health", response_model=Health)
     def health() -> dict[str, Any]:
         """Liveness and identity: backend, version, worker state, data dir, run counts."""
@@ -405,7 +439,7 @@ def create_app(service: TrainerService) -> FastAPI:
         status_code=202,
         response_model=RunStatus,
         responses=_ERRORS,
-        dependencies=[Depends(authorized)],
+        dependencies=[Depends(_bearer)],  # documents the scheme; the guard checks it
     )
     def train(body: TrainRequest) -> Any:
         """Queue a training run; runs execute one at a time, in order."""
@@ -419,7 +453,7 @@ def create_app(service: TrainerService) -> FastAPI:
             )
         dataset = resolve_dataset(service.data_dir, body.datasetRef)
         try:
-            check_base_model(body.baseModel)
+            check_base_model(body.baseModel, service.data_dir, service.model_dirs)
         except ValueError as exc:
             raise BadRequest(str(exc), "baseModel", "bad_base_model") from None
         try:
@@ -499,32 +533,41 @@ def serve(
     allow_faults: bool = False,
     run_timeout: float | None = None,
     log_level: str = "info",
+    max_body: int = DEFAULT_MAX_BODY,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    model_dirs: Sequence[str | os.PathLike[str]] = (),
 ) -> None:
     """Run the trainer service until interrupted (SIGINT/SIGTERM shut it down cleanly: the run
     in flight is marked failed, the worker stopped).
 
-    Raises:
-        TrainerServiceError: the service can't start.
-    """
-    import uvicorn
+    The socket is bound before anything is announced: a busy port fails here, and the line
+    ``... serving http://HOST:PORT ...`` means the port is ours.
 
+    Raises:
+        TrainerServiceError: the service can't start (data dir in use, unknown backend).
+        PortInUseError: the port is taken (one line naming it).
+    """
     parent = os.environ.get("TEACH_TRAINER_PARENT_PID", "")
     if parent.isdigit():
         _exit_with(int(parent))
     service = TrainerService(
-        data_dir, backend, token=token, allow_faults=allow_faults, run_timeout=run_timeout
+        data_dir,
+        backend,
+        token=token,
+        allow_faults=allow_faults,
+        run_timeout=run_timeout,
+        model_dirs=model_dirs,
     )
     try:
-        app = create_app(service)
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
-        server = uvicorn.Server(config)
-        shown = f"[{host}]" if re.fullmatch(r"[0-9a-fA-F:]+", host) and ":" in host else host
+        sock = bind_socket(host, port)
+        app = create_app(service, max_body=max_body, body_timeout=body_timeout)
         print(
             f"teach trainer: backend {backend}, data dir {service.data_dir}, "
-            f"serving http://{shown}:{port} (POST needs a bearer token: "
-            f"{'yes' if service.token else 'no'})",
+            f"serving {url_for(sock, host)} (POST needs a bearer token: "
+            f"{'yes' if service.token else 'no'}; bodies up to {max_body} bytes)",
             flush=True,
         )
-        server.run()
+        serve_app(app, sock, header_timeout=header_timeout, log_level=log_level)
     finally:
         service.close()

@@ -20,13 +20,22 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..train.sft import StepCallback, ensure_tiny_base, load_chat_rows
 
-__all__ = ["BACKENDS", "Backend", "RunSpec", "SFTBackend", "StubBackend", "check_base_model"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "RunSpec",
+    "SFTBackend",
+    "StubBackend",
+    "base_model_location",
+    "check_base_model",
+]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
@@ -44,29 +53,70 @@ class RunSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def check_base_model(base_model: str | None) -> None:
-    """Refuse a ``baseModel`` that can't be a model: a missing or non-model directory, or text
-    that is neither a path nor a hub id. ``None`` (the tiny local model) is fine.
+def base_model_location(base_model: str | None, data_dir: str | Path) -> str | None:
+    """Where ``baseModel`` loads from: a path relative to the data dir when it names a directory
+    there, else the value as given (an absolute path or a hub id); ``None`` stays ``None``."""
+    if base_model is None:
+        return None
+    text = base_model.strip()
+    candidate = Path(text).expanduser() if text.startswith("~") else Path(text)
+    if candidate.is_absolute():
+        return text
+    local = Path(data_dir) / candidate
+    try:
+        return str(local.resolve()) if local.exists() else text
+    except (OSError, RuntimeError, ValueError):
+        return text
+
+
+def check_base_model(
+    base_model: str | None, data_dir: str | Path, model_dirs: Sequence[str | Path] = ()
+) -> None:
+    """Refuse a ``baseModel`` that can't be used. A local model must be a directory (with
+    ``config.json``) inside the data dir or one of ``model_dirs``; relative paths are taken from
+    the data dir. Anything that isn't an existing directory there must look like a hub id.
+    ``None`` (the tiny local model) is fine.
+
+    A path outside the allowed directories gets the same answer whether it exists or not, and
+    no message names a server path.
 
     Raises:
-        ValueError: the reason, naming the value.
+        ValueError: the reason, naming the value as the client sent it.
     """
     if base_model is None:
         return
     text = base_model.strip()
     if not text or "\x00" in text:
-        raise ValueError("baseModel must be a model directory or a hub id")
-    path = Path(text).expanduser()
+        raise ValueError(
+            "baseModel must be a model directory in the trainer's data dir or a hub id"
+        )
+    pathlike = text.startswith((".", "/", "~", "\\")) or not _HUB_ID.match(text)
+    candidate = Path(text).expanduser() if text.startswith("~") else Path(text)
+    if not candidate.is_absolute():
+        candidate = Path(data_dir) / candidate
+    roots = [Path(data_dir), *(Path(d) for d in model_dirs)]
     try:
-        exists = path.exists()
-    except (OSError, ValueError):
-        exists = False
-    if exists:
-        if not (path / "config.json").is_file():
-            raise ValueError(f"baseModel {text!r} is not a transformers model directory")
+        resolved = candidate.resolve()
+        inside = any(resolved.is_relative_to(root.resolve()) for root in roots)
+        is_dir = inside and resolved.is_dir()
+        is_model = is_dir and (resolved / "config.json").is_file()
+    except (OSError, RuntimeError, ValueError):
+        inside = is_dir = is_model = False
+    if is_model:
         return
-    if text.startswith((".", "/", "~")) or not _HUB_ID.match(text):
-        raise ValueError(f"baseModel {text!r} is neither an existing directory nor a hub id")
+    if is_dir:
+        raise ValueError(
+            f"baseModel {text!r} is not a transformers model directory (no config.json)"
+        )
+    if not pathlike:
+        return  # a hub id: loads with network access or a warm cache
+    if not inside:
+        raise ValueError(
+            f"baseModel {text!r} is outside the trainer's data dir; put the model in it (for "
+            "example models/NAME) and pass its path relative to the data dir, or start the "
+            "trainer with --models-dir"
+        )
+    raise ValueError(f"baseModel {text!r}: no such model directory in the trainer's data dir")
 
 
 class Backend(ABC):
@@ -155,7 +205,9 @@ class SFTBackend(Backend):
         from ..train.sft import train_sft
 
         params = spec.params
-        base = spec.base_model or str(ensure_tiny_base(self.models_dir))
+        base = base_model_location(spec.base_model, self.data_dir) or str(
+            ensure_tiny_base(self.models_dir)
+        )
         return train_sft(
             spec.dataset_path,
             base,

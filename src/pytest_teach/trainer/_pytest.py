@@ -186,7 +186,7 @@ class LocalTrainer:
             problem = self.launch().wait_ready(timeout) or ""
             if not problem:
                 return self
-            if "address already in use" not in problem.lower():
+            if "already in use" not in problem.lower():
                 break
         raise RuntimeError(problem)
 
@@ -314,7 +314,7 @@ class TrainerPlugin:
         if local is None or local.process is None:
             return
         problem = local.wait_ready()
-        if problem and "address already in use" in problem.lower():
+        if problem and "already in use" in problem.lower():
             try:
                 local.start()
                 problem = None
