@@ -148,16 +148,23 @@ def test_train_from_store(
 def test_train_data_file_default_base(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--data trains on a file and registers nothing; the default base is the tiny one."""
+    """--data trains on a file and registers nothing; the default base is the tiny one, built in
+    the user cache directory (named in the output), not in whatever directory the command runs."""
     from pytest_teach.export import export
 
     with open_store(db) as store:
         data = export(store, "dpo", tmp_path / "pairs.jsonl").path
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     result = invoke("dpo", "--data", str(data), "--epochs", "1", "--batch-size", "8", "-o", "o")
     assert result.exit_code == 0, result.output
-    assert (tmp_path / ".teach" / "models" / "tiny" / "tiny-base" / "config.json").is_file()
-    assert (tmp_path / "o" / "adapter_config.json").is_file()
+    tiny = tmp_path / "cache" / "pytest-teach" / "models" / "tiny-base"
+    assert (tiny / "config.json").is_file()
+    assert f"base model: the tiny offline model in {tiny}" in result.stdout
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["o"]  # no .teach/ in the cwd
+    assert (elsewhere / "o" / "adapter_config.json").is_file()
     assert "registered" not in result.stdout
     with open_store(db) as store:
         assert list_specialist_models(store) == []

@@ -29,6 +29,7 @@ __all__ = [
     "SPECIAL_TOKENS",
     "SUPPORTED_ARCHS",
     "build_tiny_model",
+    "tiny_base_cache",
 ]
 
 IM_START = "<|im_start|>"
@@ -140,6 +141,19 @@ def _corpus_lines(corpus: Iterable[str] | None) -> list[str]:
         if item:
             lines.append(item)
     return lines or list(DEFAULT_CORPUS)
+
+
+def tiny_base_cache() -> Path:
+    """Where ``teach train`` keeps the tiny base model it builds when no base model is given.
+
+    The user's cache directory (``platformdirs``: ``~/.cache/pytest-teach/models`` on Linux,
+    ``$XDG_CACHE_HOME`` when set; ``~/Library/Caches`` on macOS; ``%LOCALAPPDATA%`` on Windows),
+    so every project and working directory shares one model instead of building one wherever
+    the command runs.
+    """
+    import platformdirs
+
+    return platformdirs.user_cache_path("pytest-teach", appauthor=False) / "models"
 
 
 def build_tiny_model(
