@@ -105,6 +105,26 @@ def test_plain_lines_label_note_resume_and_unknown_total() -> None:
     assert later[1].startswith("test 2/2") and later[1].endswith("ETA 0:00)")
 
 
+def test_eta_is_the_pace_since_the_first_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start-up (loading a model, starting pytest) before the first unit doesn't count."""
+    now = [1000.0]
+    monkeypatch.setattr("pytest_teach._progress.time.perf_counter", lambda: now[0])
+    lines: list[str] = []
+    progress = Progress(5, echo=lines.append)
+    now[0] += 100  # 100 s of start-up, then the first step
+    progress.update(1, loss=2.0)
+    now[0] += 10
+    progress.update(2, loss=1.5)
+    now[0] += 10
+    progress.update(3, loss=1.0)
+    assert progress.eta() == 20.0  # 10 s a step since the first, two to go
+    assert lines == [
+        "step 1/5  loss 2.0000  (1:40, ETA 6:40)",  # one data point: start-up counted
+        "step 2/5  loss 1.5000  (1:50, ETA 0:30)",
+        "step 3/5  loss 1.0000  (2:00, ETA 0:20)",
+    ]
+
+
 def test_silent_without_echo() -> None:
     progress = Progress(3)
     progress.update(3, loss=0.5)  # nowhere to write: nothing happens, nothing raises

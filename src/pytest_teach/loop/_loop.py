@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._progress import Progress
-from ..train._common import no_progress_bars
+from .._progress import Progress, no_progress_bars
 from ._split import LoopError, SuiteSplit, split_tests, write_ids
 
 __all__ = [

@@ -167,9 +167,9 @@ class Experiment:
     def loaded(self, model_dir: Path | str | None = None) -> Iterator[Any]:
         """A student playing ``model_dir`` (the experiment's student by default); its weights
         are dropped from memory on leaving."""
+        from .._progress import no_progress_bars
         from ..agents._hf import HFChat
         from ..envs.minigrid import LMStudent
-        from ..train._common import no_progress_bars
 
         chat = HFChat(str(model_dir or self.model_dir))
         try:

@@ -111,7 +111,7 @@ def finetune(rows: list[dict[str, Any]], base: Path, folder: Path, ft: FineTune)
     """Write ``rows`` (with ``ft.rehearsal`` rows of the student's own mixed in) to
     ``folder/rows.jsonl`` and fine-tune ``base`` on them into ``folder/model``; return the
     training metrics with the equivalent ``command``."""
-    from ..train._common import no_progress_bars
+    from .._progress import no_progress_bars
     from ..train.sft import train_sft
 
     if not rows:

@@ -1,12 +1,11 @@
 """What the SFT, DPO and GRPO layers share: reading JSONL datasets with file/line errors, loading
-the base model, the LoRA config, progress callbacks, and running a TRL trainer to a saved model.
+the base model, the LoRA config, the step callback, and running a TRL trainer to a saved model.
 
 Heavy libraries are imported inside the functions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -25,24 +24,6 @@ StepCallback = Callable[[int, "float | None"], None]
 
 #: The folder name of the cached tiny base model (``<cache>/tiny-base``).
 TINY_BASE_NAME = "tiny-base"
-
-
-@contextlib.contextmanager
-def no_progress_bars() -> Iterator[None]:
-    """Silence transformers' and datasets' progress bars (for callers that print their own)."""
-    import datasets
-    from transformers.utils import logging
-
-    bars = logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if bars[0]:
-            logging.enable_progress_bar()
-        if bars[1]:
-            datasets.enable_progress_bars()
 
 
 def ensure_tiny_base(cache_dir: str | os.PathLike[str]) -> Path:
