@@ -78,7 +78,7 @@ def test_gate_approves_a_better_candidate() -> None:
     ("b_metrics", "reason"),
     [
         ({"latency_ms": 111}, "latency p50 111.0 ms is 111%"),
-        ({"cost_usd": 0.0125}, "cost $0.3750 is 125%"),
+        ({"cost_usd": 0.0125}, "cost $0.0125 per episode is 125%"),
         ({"quality": 2.5}, "quality 2.500 is 83%"),
     ],
 )
@@ -89,6 +89,82 @@ def test_each_threshold_rejects(b_metrics: dict, reason: str) -> None:
     c = compare(a, b, thresholds=Thresholds())
     assert c.verdict == "REJECT"
     assert any(reason in r for r in c.reasons), c.reasons
+
+
+def _latency_arms(a_ms: list[float], b_ms: list[float], *, a_fails: int = 1):
+    """Both arms on the same scenarios; A fails the first ``a_fails`` (so B improves on it)."""
+    a = [ep(f"s{i}", i >= a_fails, latency_ms=x) for i, x in enumerate(a_ms)]
+    b = [ep(f"s{i}", True, latency_ms=x) for i, x in enumerate(b_ms)]
+    return a, b
+
+
+def test_sub_millisecond_latency_is_under_the_floor() -> None:
+    a_ms = [0.15 + 0.003 * i for i in range(30)]
+    a, b = _latency_arms(a_ms, [1.21 * x for x in a_ms])  # B consistently 21% slower
+    c = compare(a, b)
+    assert c.verdict == "APPROVE", c.reasons
+    assert not any("latency" in r for r in c.reasons)
+    assert c.latency.direction is None and "5 ms floor" in c.latency.note
+    assert c.latency.higher == 30 and c.latency.p_value < 1e-6  # consistent, yet sub-ms
+    # the floor is what keeps it out: with none, the same consistent slowdown rejects
+    strict = compare(a, b, thresholds=Thresholds(latency_floor_ms=0))
+    assert strict.verdict == "REJECT"
+    assert any(r.startswith("latency p50 0.234 ms is 121%") for r in strict.reasons), strict.reasons
+    # and sub-ms speed is no improvement either
+    same_outcomes = compare(*_latency_arms([1.21 * x for x in a_ms], a_ms, a_fails=0))
+    assert "latency" not in same_outcomes.improvements
+    assert same_outcomes.verdict == "REJECT"
+    assert same_outcomes.reasons == ["the candidate improves no key metric"]
+
+
+def test_consistent_latency_slowdown_is_rejected() -> None:
+    a_ms = [50 + (i % 5 - 2) * 0.5 for i in range(20)]
+    b_ms = [80 + ((3 * i) % 5 - 2) * 0.5 for i in range(20)]
+    c = compare(*_latency_arms(a_ms, b_ms))
+    assert c.verdict == "REJECT"
+    (reason,) = [r for r in c.reasons if r.startswith("latency")]
+    assert reason.startswith("latency p50 80.0 ms is 160% of the baseline's 50.0 ms")
+    assert "slower in 20 of 20 paired scenarios" in reason
+    assert c.latency.direction == "higher" and c.latency.p_value == pytest.approx(2 * 0.5**20)
+    # the mirror image is a counted improvement
+    faster = compare(*_latency_arms(b_ms, a_ms, a_fails=0))
+    assert faster.improvements == ["latency"] and faster.verdict == "APPROVE", faster.reasons
+
+
+def test_latency_within_run_to_run_noise_is_not_counted() -> None:
+    # B's p50 is 100 ms against A's 70 ms (143%, 30 ms apart), but per scenario B is slower in 10
+    # pairs and faster in 9: the p50s moved, the scenarios did not
+    a_ms = [40.0] * 10 + [100.0] * 10
+    b_ms = [100.0] * 11 + [40.0] * 9
+    c = compare(*_latency_arms(a_ms, b_ms))
+    assert (c.latency.baseline, c.latency.candidate) == (70.0, 100.0)
+    assert (c.latency.higher, c.latency.lower) == (10, 9) and c.latency.p_value == 1.0
+    assert c.latency.direction is None and "noise" in c.latency.note
+    assert c.verdict == "APPROVE", c.reasons
+
+
+def _cost_arms(layout: str) -> tuple[list[Episode], list[Episode]]:
+    if layout == "repeats":  # A ran the same 3 scenarios 10 times in all
+        a_names = ["s0"] * 4 + ["s1"] * 3 + ["s2"] * 3
+    else:  # A ran 10 scenarios, B only 3 of them
+        a_names = [f"s{i}" for i in range(10)]
+    a = [ep(name, True, cost_usd=0.01) for name in a_names]
+    b = [ep(f"s{i}", True, cost_usd=0.012) for i in range(3)]
+    return a, b
+
+
+@pytest.mark.parametrize("layout", ["repeats", "more-scenarios"])
+def test_cost_is_a_paired_per_episode_mean_not_a_sum(layout: str) -> None:
+    a, b = _cost_arms(layout)
+    c = compare(a, b)
+    assert "cost" not in c.improvements  # 3 x $0.012 < 10 x $0.01, but each episode costs more
+    assert c.cost.pairs == 3 and c.cost.direction == "higher"
+    assert c.cost.baseline == pytest.approx(0.01) and c.cost.candidate == pytest.approx(0.012)
+    assert c.baseline.mean_cost == pytest.approx(0.01)
+    assert c.candidate.mean_cost == pytest.approx(0.012)
+    # the other way round, the arm with more episodes is credited when it is cheaper per episode
+    cheaper = compare(b, [ep(e.scenario, True, cost_usd=0.008) for e in a])
+    assert cheaper.improvements == ["cost"] and cheaper.verdict == "APPROVE", cheaper.reasons
 
 
 def test_history_flags_a_drop(tmp_path: Path) -> None:
@@ -141,3 +217,38 @@ def test_cli_compare_and_errors(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "'speed' is not one of" in r.stderr
     r = runner.invoke(cli, ["history", "--db", db, "--model", "m:none"])
     assert r.exit_code == 2 and "no episodes for model 'm:none'" in r.stderr
+
+
+def test_cli_compare_pairs_per_episode_cost_and_takes_a_latency_floor(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "f.db", create=True)
+    store.start_session("bbbb000000000001", argv=[], version="t", git_commit=None, rootdir=None)
+    a_ms = [0.2 + 0.01 * i for i in range(8)]
+    sid = "bbbb000000000001"
+    for _ in range(2):  # A ran every scenario twice
+        store.write_episodes(
+            [
+                ep(f"s{i}", i > 0, model="m:a", session=sid, cost_usd=0.01, latency_ms=x)
+                for i, x in enumerate(a_ms)
+            ]
+        )
+    store.write_episodes(
+        [
+            ep(f"s{i}", True, model="m:b", session=sid, cost_usd=0.0115, latency_ms=1.21 * x)
+            for i, x in enumerate(a_ms)
+        ]
+    )
+    args = ["compare", "--db", str(store.path), "--baseline", "m:a", "--candidate", "m:b"]
+    runner = CliRunner()
+    data = json.loads(runner.invoke(cli, [*args, "--json"]).stdout)
+    assert data["verdict"] == "APPROVE", data["reasons"]
+    assert "cost" not in data["improvements"] and "latency" not in data["improvements"]
+    assert data["cost"]["baseline"] == pytest.approx(0.01)
+    assert data["cost"]["candidate"] == pytest.approx(0.0115)
+    assert data["baseline"]["mean_cost"] == pytest.approx(0.01)
+    text = runner.invoke(cli, args).stdout
+    assert "cost per episode, paired on 8 scenarios: A $0.0100, B $0.0115 (+$0.0015, 115%" in text
+    assert "not counted: under the 5 ms floor" in text
+    r = runner.invoke(cli, [*args, "--latency-floor-ms", "0", "--gate"])
+    assert r.exit_code == 1 and "latency p50 0.284 ms is 121%" in r.stdout, r.output
+    r = runner.invoke(cli, [*args, "--latency-floor-ms", "-1"])
+    assert r.exit_code == 2 and "--latency-floor-ms" in r.stderr

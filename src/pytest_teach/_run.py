@@ -47,6 +47,8 @@ class RunResults:
         self.report_written: Path | None = None
         self.report_error: str | None = None
         self.collector: Any = None  # the controller's Collector, for its write failures
+        # read now, so a bad ini value is a usage error before the run, not after it
+        self.thresholds: Any = self._thresholds() if ab is not None else None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "teardown":
@@ -74,19 +76,23 @@ class RunResults:
     def _thresholds(self) -> Any:
         from .compare import Thresholds
 
-        def ratio(key: str, default: float) -> float:
+        def number(key: str, default: float) -> float:
             raw = self.config.getini(key)
             if not raw:
                 return default
             try:
-                return float(raw)
+                value = float(raw)
             except ValueError:
                 raise pytest.UsageError(f"ini {key} = {raw!r} is not a number") from None
+            if not value >= 0 or value == float("inf"):
+                raise pytest.UsageError(f"ini {key} = {raw!r} must be a finite number >= 0")
+            return value
 
         return Thresholds(
-            min_quality_ratio=ratio("teach_ab_min_quality_ratio", 0.95),
-            max_latency_ratio=ratio("teach_ab_max_latency_ratio", 1.10),
-            max_cost_ratio=ratio("teach_ab_max_cost_ratio", 1.20),
+            min_quality_ratio=number("teach_ab_min_quality_ratio", 0.95),
+            max_latency_ratio=number("teach_ab_max_latency_ratio", 1.10),
+            max_cost_ratio=number("teach_ab_max_cost_ratio", 1.20),
+            latency_floor_ms=number("teach_ab_latency_floor_ms", 5.0),
         )
 
     def _compare(self) -> Any:
@@ -99,7 +105,7 @@ class RunResults:
             [e for e in self.episodes if e.arm == "B"],
             baseline_name=spec_a,
             candidate_name=spec_b,
-            thresholds=self._thresholds(),
+            thresholds=self.thresholds,
         )
 
     def _write_report(self) -> None:

@@ -114,7 +114,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("teach_model", "default model spec for the `agent` fixture")
     parser.addini("teach_ab_min_quality_ratio", "A/B gate: B's quality >= this x A's (0.95)")
     parser.addini("teach_ab_max_latency_ratio", "A/B gate: B's p50 latency < this x A's (1.10)")
-    parser.addini("teach_ab_max_cost_ratio", "A/B gate: B's cost < this x A's (1.20)")
+    parser.addini("teach_ab_max_cost_ratio", "A/B gate: B's cost per episode < this x A's (1.20)")
+    parser.addini(
+        "teach_ab_latency_floor_ms",
+        "A/B gate: latency differences under this many ms don't count (5)",
+    )
 
 
 def _parse_ab(value: str) -> tuple[str, str]:

@@ -50,7 +50,20 @@ def _side(store: Store, ident: str, option: str) -> tuple[str, list[Episode]]:
 )
 @click.option("--min-quality-ratio", default=0.95, show_default=True, type=float)
 @click.option("--max-latency-ratio", default=1.10, show_default=True, type=float)
-@click.option("--max-cost-ratio", default=1.20, show_default=True, type=float)
+@click.option(
+    "--max-cost-ratio",
+    default=1.20,
+    show_default=True,
+    type=float,
+    help="on the paired cost per episode",
+)
+@click.option(
+    "--latency-floor-ms",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="latency differences under this many ms don't count",
+)
 @click.option("--gate", is_flag=True, help="exit 1 when the candidate is REJECTed")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def compare_cmd(
@@ -60,14 +73,17 @@ def compare_cmd(
     min_quality_ratio: float,
     max_latency_ratio: float,
     max_cost_ratio: float,
+    latency_floor_ms: float,
     gate: bool,
     as_json: bool,
 ) -> None:
     """Compare a candidate (B) with a baseline (A) from the store, paired by scenario.
 
-    Each side is a session id or a model spec; the latest episode per scenario is used. Prints
-    the per-model table, wins/losses/ties, McNemar's exact p, a bootstrap CI for the reward
-    difference, the winner and the gate's verdict.
+    Each side is a session id or a model spec. Outcomes and rewards pair the latest episode per
+    scenario; latency and cost pair each scenario's per-episode means, so a side with more runs
+    weighs no more. Prints the per-model table, wins/losses/ties, McNemar's exact p, a bootstrap
+    CI for the reward difference, the paired latency (sign test) and cost per episode, the
+    winner and the gate's verdict.
     """
     from ..compare import Thresholds, compare, render_comparison
 
@@ -79,7 +95,12 @@ def compare_cmd(
         b_eps,
         baseline_name=a_name,
         candidate_name=b_name,
-        thresholds=Thresholds(min_quality_ratio, max_latency_ratio, max_cost_ratio),
+        thresholds=Thresholds(
+            min_quality_ratio=min_quality_ratio,
+            max_latency_ratio=max_latency_ratio,
+            max_cost_ratio=max_cost_ratio,
+            latency_floor_ms=latency_floor_ms,
+        ),
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

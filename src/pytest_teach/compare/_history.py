@@ -17,7 +17,7 @@ METRICS: dict[str, tuple[Any, bool]] = {
     "reward": (lambda s: s.mean_reward, True),
     "quality": (lambda s: s.mean_quality, True),
     "latency": (lambda s: s.latency_p50, False),
-    "cost": (lambda s: None if s.cost is None or not s.n else s.cost / s.n, False),
+    "cost": (lambda s: s.mean_cost, False),
 }
 
 

@@ -19,13 +19,23 @@ def _row(s: ModelSummary, arm: str) -> list[str]:
         _fmt(s.latency_p50, ".1f"),
         _fmt(s.latency_p95, ".1f"),
         _fmt(s.tokens, ".0f"),
-        _fmt(s.cost, ".4f"),
+        _fmt(s.mean_cost, ".4g"),
     ]
 
 
 def render_comparison(c: Comparison) -> str:
     """The per-model table, the paired view and the verdict, as aligned text."""
-    header = ["model", "n", "success%", "reward", "quality", "p50 ms", "p95 ms", "tokens", "cost $"]
+    header = [
+        "model",
+        "n",
+        "success%",
+        "reward",
+        "quality",
+        "p50 ms",
+        "p95 ms",
+        "tokens",
+        "cost $/ep",
+    ]
     rows = [header, _row(c.baseline, "A"), _row(c.candidate, "B")]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [
@@ -46,6 +56,8 @@ def render_comparison(c: Comparison) -> str:
         f"McNemar exact p = {c.mcnemar_p:.4g} (only A passed {c.only_baseline_passed}, "
         f"only B passed {c.only_candidate_passed})",
         f"reward difference B - A, bootstrap 95% CI: {ci}",
+        c.latency.describe(),
+        c.cost.describe(),
         f"winner: {c.winner_text}",
         f"verdict for B ({c.candidate.model}): {c.verdict}",
     ]

@@ -25,16 +25,14 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts.
+def binomial_two_sided(k: int, n: int) -> float:
+    """Two-sided exact p-value of ``k`` successes in ``n`` trials under Binomial(n, 1/2).
 
-    ``b`` = pairs where only A passed, ``c`` = pairs where only B passed. Under the null both are
-    equally likely, so min(b, c) follows Binomial(b + c, 1/2).
+    The distribution is symmetric, so the two-sided p doubles the smaller tail (capped at 1).
     """
-    n = b + c
     if n == 0:
         return 1.0
-    k = min(b, c)
+    k = min(k, n - k)
     # sum in log space: n can be in the thousands
     log_half_n = n * math.log(0.5)
     tail = sum(
@@ -42,6 +40,26 @@ def mcnemar_exact(b: int, c: int) -> float:
         for i in range(k + 1)
     )
     return min(1.0, 2.0 * tail)
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts.
+
+    ``b`` = pairs where only A passed, ``c`` = pairs where only B passed. Under the null both are
+    equally likely, so min(b, c) follows Binomial(b + c, 1/2).
+    """
+    return binomial_two_sided(b, b + c)
+
+
+def sign_test(diffs: Sequence[float]) -> tuple[int, int, float]:
+    """Exact two-sided sign test on paired differences (B - A).
+
+    Returns ``(higher, lower, p)``: how many pairs B exceeds A in, how many it falls below A in,
+    and the p-value of that split under "no difference". Ties carry no sign and are dropped.
+    """
+    higher = sum(1 for d in diffs if d > 0)
+    lower = sum(1 for d in diffs if d < 0)
+    return higher, lower, binomial_two_sided(higher, higher + lower)
 
 
 def bootstrap_mean_diff_ci(

@@ -340,7 +340,7 @@ def _model_row(arm: str, s: ModelSummary) -> list[str]:
         _fmt(s.latency_p50, ".1f"),
         _fmt(s.latency_p95, ".1f"),
         _fmt(s.tokens, ".0f"),
-        _fmt(s.cost, ".4f"),
+        _fmt(s.mean_cost, ".4g"),
         str(s.errors),
     ]
 
@@ -362,6 +362,7 @@ def _comparison(c: Comparison | None) -> dict[str, Any] | None:
         "mcnemar_p": _fmt(c.mcnemar_p, ".4g"),
         "reward_diff": diff or "-",
         "reward_ci": "" if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]",
+        "figures": [c.latency.describe(), c.cost.describe()],
         "winner": c.winner_text,
         "verdict": "APPROVE" if c.verdict == "APPROVE" else "REJECT",
         "candidate": c.candidate.model,
