@@ -171,16 +171,21 @@ def _train(
 
             base = str(ensure_tiny_base(TINY_CACHE))
 
-        def on_step(step: int, loss: float | None) -> None:
-            if main:
-                shown = "-" if loss is None else f"{loss:.4f}"
-                click.echo(f"step {step}/{steps}  loss {shown}")
-
         if main:
             click.echo(
                 f"teach train {method}: {len(rows)} rows, {steps} steps, "
                 f"{'LoRA' if opts['lora'] else 'full'} on {base}"
             )
+        from .._progress import Progress, no_progress_bars
+
+        # a bar with the loss and an ETA on a terminal (the only one), one line per step in a log
+        progress = stack.enter_context(Progress(steps, echo=click.echo if main else None))
+        if progress.is_bar:
+            stack.enter_context(no_progress_bars())
+
+        def on_step(step: int, loss: float | None) -> None:
+            progress.update(step, loss=loss)
+
         metrics = run(
             path,
             base,
