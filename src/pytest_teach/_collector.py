@@ -21,6 +21,7 @@ from . import __version__
 from .errors import InfrastructureError
 from .predictor._warning import WARNING_KEY
 from .recorder import EpisodeRecorder
+from .redaction import redact_argv
 from .store import (
     ArtifactRef,
     Episode,
@@ -167,7 +168,7 @@ class Collector:
             if not self.is_worker:
                 self.store.start_session(
                     self.session_id,
-                    argv=[str(a) for a in config.invocation_params.args],
+                    argv=redact_argv(config.invocation_params.args),
                     version=__version__,
                     git_commit=_git_commit(config.rootpath),
                     rootdir=str(config.rootpath),

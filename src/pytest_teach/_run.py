@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ._collector import episode_from_wire
+from .redaction import redact
 from .store import Episode, Store, StoreError
 
 DEFAULT_REPORT = "reports/teach-report.html"
@@ -151,6 +152,7 @@ class RunResults:
                 store.close()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        terminalreporter = _Redacting(terminalreporter)
         if self.report_path is not None:
             self._write_report()  # the collector has committed the session by now
         counts = Counter(e.outcome for e in self.episodes)
@@ -210,6 +212,19 @@ class RunResults:
         hidden = len(summary.flagged) - _FLAGGED_SHOWN
         if hidden > 0:
             terminalreporter.write_line(f"  ... and {hidden} more (see the report)")
+
+
+class _Redacting:
+    """The terminal reporter, masking secrets in every line the summary writes through it."""
+
+    def __init__(self, reporter: Any) -> None:
+        self._reporter = reporter
+
+    def write_line(self, line: str, **markup: Any) -> None:
+        self._reporter.write_line(redact(str(line)), **markup)
+
+    def write_sep(self, sep: str, title: str | None = None, **markup: Any) -> None:
+        self._reporter.write_sep(sep, None if title is None else redact(title), **markup)
 
 
 def report_path(config: pytest.Config) -> Path | None:

@@ -24,6 +24,7 @@ from .agents import Agent, ModelSpecError, parse_model_spec
 from .envs.browser.fixtures import browser, browser_page, site
 from .envs.minigrid.fixtures import add_minigrid_options, minigrid_env
 from .recorder import EpisodeRecorder
+from .redaction import redact
 from .trainer._pytest import add_trainer_options, configure_trainer, trainer
 
 __all__ = [
@@ -119,6 +120,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "teach_ab_latency_floor_ms",
         "A/B gate: latency differences under this many ms don't count (5)",
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Any:
+    """Mask secrets in the usage errors pytest prints (``ERROR: --trainer-url ...: ...``)."""
+    try:
+        return (yield)
+    except pytest.UsageError as exc:
+        masked = [redact(str(arg)) for arg in exc.args]
+        if masked == [str(arg) for arg in exc.args]:
+            raise
+        raise pytest.UsageError(*masked) from None
 
 
 def _parse_ab(value: str) -> tuple[str, str]:

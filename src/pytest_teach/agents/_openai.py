@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..redaction import redact, redact_logs
 from ._chat import ChatModel, Completion, ModelCallError
 from ._prices import cost_usd, load_prices
 from ._spec import ModelSpec
@@ -31,6 +32,7 @@ from ._spec import ModelSpec
 __all__ = ["OpenAIChat"]
 
 log = logging.getLogger("pytest_teach.agents.openai")
+redact_logs(log)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = 60.0
@@ -42,7 +44,6 @@ MAX_RETRY_AFTER = 30.0
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 #: Reasoning models take ``max_completion_tokens`` and only their default temperature.
 _REASONING = re.compile(r"^(o\d|gpt-5)")
-_SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
 
 
 def _env_number(name: str, default: float, *, integer: bool = False) -> float:
@@ -75,7 +76,7 @@ def _public_url(url: str) -> str:
 
 def _scrub(text: str, limit: int = 300) -> str:
     """One line of server text, with anything that looks like a key masked."""
-    text = _SECRETISH.sub("[redacted]", " ".join(str(text).split()))
+    text = redact(" ".join(str(text).split()))
     return text[:limit]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .. import __version__
+from ..redaction import redact
 from ._common import DB_OPTION, TeachGroup, open_db
 from ._compare import compare_cmd, history_cmd
 from ._experiment import EXPERIMENT_COMMANDS
@@ -47,7 +48,7 @@ class TeachCLI(TeachGroup):
             ctx = getattr(exc, "ctx", None)
             prefix = ctx.command_path if ctx is not None else "teach"
             hint = f" (see `{prefix} --help`)" if isinstance(exc, click.UsageError) else ""
-            click.echo(f"{prefix}: error: {exc.format_message()}{hint}", err=True)
+            click.echo(redact(f"{prefix}: error: {exc.format_message()}{hint}"), err=True)
             sys.exit(exc.exit_code or 2)
 
 

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import click
 
+from ..redaction import redact
 from ..store import Store
 
 DEFAULT_DB = ".teach/experience.db"
@@ -27,7 +28,7 @@ def fail(message: str, code: int = 2, ctx: click.Context | None = None) -> NoRet
     and exit non-zero."""
     ctx = ctx or click.get_current_context(silent=True)
     prefix = ctx.command_path if ctx is not None else "teach"
-    click.echo(f"{prefix}: error: {message}", err=True)
+    click.echo(redact(f"{prefix}: error: {message}"), err=True)
     sys.exit(code)
 
 

@@ -4,7 +4,7 @@ failure details in one self-contained, offline file.
 Import it lazily (the pytest plugin does): it loads jinja2.
 """
 
+from ..redaction import REDACTED, redact
 from ._html import BALANCE_BAND, build_report, write_report
-from ._redact import REDACTED, redact
 
 __all__ = ["BALANCE_BAND", "REDACTED", "build_report", "redact", "write_report"]

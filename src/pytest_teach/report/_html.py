@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._redact import redact
+from ..redaction import redact
 from ._svg import Trusted, balance_bar, histogram, line_chart
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 
 from markupsafe import Markup, escape
 
-from ._redact import redact
+from ..redaction import redact
 
 __all__ = ["Trusted", "balance_bar", "histogram", "line_chart"]
 

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..agents._hf import HFChat
+from ..redaction import redact_logs
 from ._http import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -27,6 +28,9 @@ from ._http import (
 )
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app", "default_model_name", "serve_model"]
+
+#: uvicorn's request and error logs show paths, queries and messages: mask secrets in them.
+redact_logs("uvicorn.error", "uvicorn.access")
 
 #: Upper bound on ``max_tokens`` a request may ask for.
 MAX_TOKENS_LIMIT = 4096
