@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ..redaction import redact_value
-from ..redaction import redact_value
 from ..store import Store
 from ._empty import closest_scenarios, why_empty
 from ._formats import (

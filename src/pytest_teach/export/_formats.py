@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..redaction import redact_value
-from ..redaction import redact_value
 from ..store import Episode
 from ._steps import Message, corrections, prompt_of, reply_of, text_of, verdict
 
