@@ -28,8 +28,6 @@ from typing import Any
 
 from ..redaction import redact_logs
 
-from ..redaction import redact_logs
-
 __all__ = [
     "PoolStats",
     "RewardPool",
@@ -40,7 +38,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("pytest_teach.rewards")
-redact_logs(log)
 redact_logs(log)
 
 #: Extra seconds the pool waits past a check's timeout before it kills the worker.

@@ -38,7 +38,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..redaction import redact_logs
-from ..redaction import redact_logs
 from ..serve import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -53,9 +52,6 @@ from ._runs import DuplicateRunError, RunTable
 from ._worker import Dispatcher
 
 __all__ = ["TrainerService", "TrainerServiceError", "create_app", "resolve_dataset", "serve"]
-
-#: uvicorn's request and error logs show paths, queries and messages: mask secrets in them.
-redact_logs("uvicorn.error", "uvicorn.access")
 
 #: uvicorn's request and error logs show paths, queries and messages: mask secrets in them.
 redact_logs("uvicorn.error", "uvicorn.access")
