@@ -155,7 +155,7 @@ class _WorkerLost(Exception):
         self.exit = exit
 
 
-def describe_exit(returncode: int) -> str:
+def _describe_exit(returncode: int) -> str:
     """How a process ended, from its return code: ``exit 3`` or ``killed by SIGSEGV``."""
     if returncode >= 0:
         return f"exit {returncode}"
@@ -386,7 +386,7 @@ class _Worker:
         :meth:`kill` signals the group.
         """
         if self.proc.returncode is not None:
-            return describe_exit(self.proc.returncode)
+            return _describe_exit(self.proc.returncode)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -395,7 +395,7 @@ class _Worker:
                 return None
             if info is not None and info.si_pid:
                 code = info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
-                return describe_exit(code)
+                return _describe_exit(code)
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.01)
@@ -426,6 +426,7 @@ class _Resources:
     collected without it or the interpreter exits."""
 
     def __init__(self, log_dir: Path, log_limit: int) -> None:
+        self.owner = os.getpid()  # a forked child inherits the finalizer; it must not run there
         self.log_dir = log_dir
         self.log_limit = log_limit
         self.workers: list[_Worker] = []
@@ -438,6 +439,8 @@ class _Resources:
 
     def release(self) -> None:
         """Kill every worker's process group, then remove the log folder."""
+        if os.getpid() != self.owner:
+            return
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 worker.kill()
@@ -789,7 +792,14 @@ class RewardPool:
                             ms=ms,
                         )
                     out.append((i, score))
-                    log.warning("reward worker %d lost on %s: %s", index, nodeid, exc)
+                    tail = worker.log_tail() if exc.exit else ""
+                    log.warning(
+                        "reward worker %d lost on %s: %s%s",
+                        index,
+                        nodeid,
+                        exc,
+                        f"; its last output:\n{tail}" if tail else "",
+                    )
                     worker = self._replace(worker)
                     continue
                 worker.current = nodeid
