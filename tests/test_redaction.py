@@ -327,6 +327,14 @@ def test_the_leaks_that_were_reported() -> None:
     assert "https://svc:[REDACTED]@api.internal" in out
 
 
+def test_text_whose_lower_case_is_longer_is_masked_too() -> None:
+    text = f"İstanbul: --token {X} and Bearer {X} in `api_key = {X}`"
+    assert len(text.lower()) != len(text)
+    assert redact(text) == (
+        "İstanbul: --token [REDACTED] and Bearer [REDACTED] in `api_key = [REDACTED]`"
+    )
+
+
 def test_redact_argv_masks_the_value_after_a_secret_option() -> None:
     argv = [
         "-q",

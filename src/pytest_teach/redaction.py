@@ -29,12 +29,12 @@ What is masked (each replaced with ``[REDACTED]``):
 - The password in a URL's userinfo: ``scheme://user:PASS@host`` becomes
   ``scheme://user:[REDACTED]@host``.
 
-Where a value ends: an option's value at whitespace or a quote; a ``key=value`` pair's at
-whitespace, a quote or one of ``&,;<>{}()[]`` (so query strings and JSON keep their shape); a
-quoted value at its closing quote; a URL password at the last ``@`` before whitespace, ``/``,
-``?`` or ``#``. Hex digests, UUIDs, paths and ordinary code are not masked unless one of the
-rules above names them: masking every long hex string would hide commit ids and content hashes
-that reports rely on.
+Where a value ends: an option's value at whitespace, a quote or a backtick; a ``key=value``
+pair's at those or one of ``&,;<>{}()[]`` (so query strings, JSON and Markdown keep their
+shape); a quoted value at its closing quote; a URL password at the last ``@`` before whitespace,
+``/``, ``?`` or ``#``. Hex digests, UUIDs, paths and ordinary code are not masked unless one of
+the rules above names them: masking every long hex string would hide the commit ids and content
+hashes that reports rely on.
 """
 
 from __future__ import annotations
@@ -76,43 +76,68 @@ CREDENTIAL_SHAPE = rf"(?:(?={_C}*[0-9]){_C}{{6,}}|(?={_C}*[A-Z])(?={_C}*[a-z]){_
 _KEY_CHARS = r"[A-Za-z0-9_-]"
 _GLUED_KEY = r"(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Z])"
 
-_PATTERN = re.compile(
-    # scheme://user:PASS@host
-    r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\"'<>]*:)[^\s/?#\"'<>]*@"
-    # --token X, --token=X, -password X (a value starting with '-', '=' or ':' is not its value)
-    rf"|(?P<opt>(?:--|(?<![\w-])-)(?i:[\w-]*?(?:{_NAMES}))(?:=|[ \t]+(?![-=:])))"
-    r"(?P<optval>\"[^\"\n]*\"|'[^'\n]*'|[\"']?[^\s\"']+)"
+# Two passes. The first masks values tied to a secret name (options, pairs, "Bearer X"): it finds
+# the names with a case-sensitive search of the lower-cased text, which is fast, and matches the
+# rules only where a name stands. The second masks key-like values and URL passwords; each of
+# those rules starts with a literal, so the regex engine searches for it quickly.
+
+# --token X, --token=X, -password X (a value starting with '-', '=' or ':' is not its value)
+_OPTION_RULE = (
+    rf"(?P<opt>(?:--|(?<![\w-])-)(?i:[\w-]{{0,40}}?(?:{_NAMES}))(?:=|[ \t]+(?![-=:])))"
+    r"(?P<optval>\"[^\"\n]*\"|'[^'\n]*'|[\"']?[^\s\"'`]+)"
+)
+_AT_NAME_RULES = (
     # key=value, key: value, "key": "value", 'key': 'value', \"key\": \"value\" (escaped JSON)
-    rf"|(?P<pair>(?:(?P<q>\\?[\"'])(?i:[\w.-]*?(?:{_NAMES}))(?P=q)"
-    rf"|(?<![\w.-])(?i:[\w.-]*?(?:{_NAMES}))(?!\w))[ \t]*[:=][ \t]*)"
+    rf"(?P<pair>(?i:{_NAMES})(?!\w)(?:\\?[\"'])?[ \t]*[:=][ \t]*)"
     r"(?P<val>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|\\\"(?:(?!\\\").)*\\\""
-    r"|(?i:(?:bearer|basic|token|digest)(?:\s+|%20|\+))?[^\s\"'&,;<>{}()\[\]]+)"
+    r"|(?i:(?:bearer|basic|token|digest)(?:\s+|%20|\+))?[^\s\"'`&,;<>{}()\[\]]+)"
     # Bearer%20X, Bearer+X, Basic%20X: URL-encoded header values
     r"|(?P<enc>(?i:(?P<encbasic>basic)|bearer)(?:%20|\+))(?P<encval>[^\s\"'&,;<>]+)"
     # Basic X: only base64 of "user:password"
     r"|(?P<basic>(?i:basic)[ \t]+)(?P<b64>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])"
     # Bearer X, token X, api-key X: only a credential-shaped X
-    rf"|(?P<word>(?<![\w.-])(?i:[\w.-]*?(?:{_NAMES})))(?!\w)(?P<gap>[ \t]+)"
-    rf"{CREDENTIAL_SHAPE}"
-    # JSON Web Tokens: header.payload.signature, both first parts base64url JSON objects
-    r"|eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
-    # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-)
-    rf"|(?<![A-Za-z0-9])sk-(?:ant-|proj-|svcacct-|admin-)?{_KEY_CHARS}{{16,}}"
-    rf"|sk-(?:ant-|proj-|svcacct-|admin-)?{_GLUED_KEY}{_KEY_CHARS}{{20,}}"
-    # Hugging Face
-    r"|(?<![A-Za-z0-9])hf_[A-Za-z0-9]{16,}"
-    r"|hf_(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Z])[A-Za-z0-9]{20,}"
-    # GitHub: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained tokens
-    r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
-    # AWS access key ids (long-term and temporary)
-    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
-    # Slack
-    r"|xox[abposr]-[A-Za-z0-9-]{10,}"
+    rf"|(?P<word>(?i:{_NAMES})(?!\w)[ \t]+){CREDENTIAL_SHAPE}"
 )
+_OPTION = re.compile(_OPTION_RULE)
+_AT_NAME = re.compile(_AT_NAME_RULES)
+_NAMED = re.compile(f"{_OPTION_RULE}|{_AT_NAME_RULES}")  # for text whose lower() changes length
+#: Where a rule of the first pass can apply, searched in the lower-cased text.
+_TRIGGER = re.compile(rf"(?:{_NAMES}|basic)(?!\w)")
 
-# cheap pre-check: every pattern above needs one of these substrings (case-folded)
-_HINTS = (
-    "://",
+#: The second pass: (a substring every match contains, the rule), each run only when its
+#: substring is in the text, so the engine searches for a literal.
+_KEY_RULES = [
+    (hint, re.compile(rule))
+    for hint, rule in [
+        # scheme://user:PASS@host (the scheme and user are kept)
+        ("://", r"(?P<url>://[^\s/?#@:\"'<>]*:)[^\s/?#\"'<>]*@"),
+        # JSON Web Tokens: header.payload.signature, both first parts base64url JSON objects
+        ("eyJ", r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+        # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-)
+        (
+            "sk-",
+            rf"sk-(?<![A-Za-z0-9]sk-)(?:ant-|proj-|svcacct-|admin-)?{_KEY_CHARS}{{16,}}"
+            rf"|sk-(?:ant-|proj-|svcacct-|admin-)?{_GLUED_KEY}{_KEY_CHARS}{{20,}}",
+        ),
+        # Hugging Face
+        (
+            "hf_",
+            r"hf_(?<![A-Za-z0-9]hf_)[A-Za-z0-9]{16,}"
+            r"|hf_(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Z])[A-Za-z0-9]{20,}",
+        ),
+        # GitHub: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained tokens
+        ("gh", r"gh[pousr]_[A-Za-z0-9]{20,}"),
+        ("github_pat_", r"github_pat_[A-Za-z0-9_]{20,}"),
+        # AWS access key ids (long-term and temporary)
+        ("AKIA", r"AKIA[0-9A-Z]{16}"),
+        ("ASIA", r"ASIA[0-9A-Z]{16}"),
+        # Slack
+        ("xox", r"xox[abposr]-[A-Za-z0-9-]{10,}"),
+    ]
+]
+
+# cheap pre-check: every rule of the first pass needs one of these substrings (case-folded)
+_NAMED_HINTS = (
     "key",
     "token",
     "secret",
@@ -122,14 +147,6 @@ _HINTS = (
     "credential",
     "bearer",
     "basic",
-    "eyj",
-    "sk-",
-    "hf_",
-    "gh",
-    "github_pat",
-    "akia",
-    "asia",
-    "xox",
 )
 
 _SECRET_NAME = re.compile(rf"(?i:[\w.-]*(?:{_NAMES}))")
@@ -145,10 +162,8 @@ def _is_basic(value: str) -> bool:
         return False
 
 
-def _replace(m: re.Match[str]) -> str:
-    if m.group("url") is not None:
-        return f"{m.group('url')}{REDACTED}@"
-    if m.group("opt") is not None:
+def _replace_named(m: re.Match[str]) -> str:
+    if m.re is not _AT_NAME and m.group("opt") is not None:
         value = m.group("optval")
         quote = value[0] if value[0] in "\"'" else ""
         closing = quote if len(value) > 1 and value.endswith(quote) else ""
@@ -166,16 +181,59 @@ def _replace(m: re.Match[str]) -> str:
         return m.group("enc") + REDACTED
     if m.group("basic") is not None:
         return m.group("basic") + REDACTED if _is_basic(m.group("b64")) else m.group(0)
-    if m.group("word") is not None:
-        return m.group("word") + m.group("gap") + REDACTED
+    return m.group("word") + REDACTED
+
+
+def _replace_key(m: re.Match[str]) -> str:
+    if m.re.groupindex and m.group("url") is not None:
+        return f"{m.group('url')}{REDACTED}@"
     return REDACTED
+
+
+def _option_before(text: str, name_at: int, floor: int) -> re.Match[str] | None:
+    """An option (``--token X``) whose name ends with the secret name at ``name_at``."""
+    lo = max(floor, name_at - 44)
+    if text.rfind("-", lo, name_at + 1) < 0:
+        return None
+    start = name_at
+    while start > lo and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+        start -= 1
+    for at in range(start, name_at + 1):
+        if text[at] == "-":
+            m = _OPTION.match(text, at)
+            if m is not None:
+                return m
+    return None
+
+
+def _redact_named(text: str, folded: str) -> str:
+    if len(folded) != len(text):  # lower() changed the length: scan the original instead
+        return _NAMED.sub(_replace_named, text)
+    out: list[str] = []
+    done = 0
+    for trigger in _TRIGGER.finditer(folded):
+        at = trigger.start()
+        if at < done:
+            continue
+        m = _option_before(text, at, done) or _AT_NAME.match(text, at)
+        if m is not None:
+            out.append(text[done : m.start()])
+            out.append(_replace_named(m))
+            done = m.end()
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
 
 
 def _redact(text: str) -> str:
     folded = text.lower()
-    if not any(hint in folded for hint in _HINTS):
-        return text
-    return _PATTERN.sub(_replace, text)
+    if any(hint in folded for hint in _NAMED_HINTS):
+        text = _redact_named(text, folded)
+    for hint, rule in _KEY_RULES:
+        if hint in text:
+            text = rule.sub(_replace_key, text)
+    return text
 
 
 _redact_short = lru_cache(maxsize=8192)(_redact)
