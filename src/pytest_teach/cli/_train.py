@@ -25,9 +25,6 @@ import click
 from ._common import DB_OPTION, TeachGroup, fail, open_db
 from ._predictor import encoder_cmd, predictor_cmd
 
-#: Where the default tiny base model is cached (``<dir>/tiny-base``).
-TINY_CACHE = Path(".teach") / "models" / "tiny"
-
 #: The export format each method trains on.
 FORMATS = {"sft": "sft", "dpo": "dpo", "grpo": "grpo"}
 
@@ -67,7 +64,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--base-model",
             metavar="DIR",
-            help=f"the model to fine-tune (default: a tiny random model cached in {TINY_CACHE})",
+            help="the model to fine-tune (default: a tiny random model, built offline once and "
+            "kept in the user cache directory, e.g. ~/.cache/pytest-teach/models/tiny-base)",
         ),
         click.option(
             "--lora/--full", default=True, show_default=True, help="train a LoRA adapter or all"
@@ -168,8 +166,11 @@ def _train(
             base = opts["base_model"]
         else:
             from ..train.sft import ensure_tiny_base
+            from ..train.tiny import tiny_base_cache
 
-            base = str(ensure_tiny_base(TINY_CACHE))
+            base = str(ensure_tiny_base(tiny_base_cache()))
+            if main:
+                click.echo(f"base model: the tiny offline model in {base}")
 
         if main:
             click.echo(

@@ -191,14 +191,31 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _as_text(value: Any) -> str:
+    """A step's value as readable text: a string as it is, anything else as JSON, except a
+    mapping that holds multi-line text (a browser observation's ARIA snapshot): that is shown as
+    ``key: value`` lines with the text as an indented block, its newlines kept."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, dict) and any(isinstance(v, str) and "\n" in v for v in value.values()):
+        return "\n".join(_field_text(str(key), item) for key, item in value.items())
     try:
         return json.dumps(value, ensure_ascii=False, indent=1, default=str)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _field_text(key: str, value: Any) -> str:
+    if isinstance(value, str) and "\n" in value:
+        body = "\n".join("  " + line for line in value.rstrip("\n").splitlines())
+        return f"{key}:\n{body}"
+    if not isinstance(value, str):
+        try:
+            value = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            value = repr(value)
+    return f"{key}: {value}"
 
 
 def _when(ts: Any) -> str:
