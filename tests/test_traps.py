@@ -96,7 +96,8 @@ def test_export_by_case_id_glob(db: Path, tmp_path: Path) -> None:
 
 
 def test_an_empty_export_is_one_error_line_and_writes_nothing(db: Path, tmp_path: Path) -> None:
-    out = tmp_path / "train.jsonl"
+    out = tmp_path / "out" / "train.jsonl"
+    out.parent.mkdir()
     out.write_text("the user's own file\n")
     r = teach("export", "--db", str(db), "--format", "openai", "-o", str(out), "--scenario",
               "wether-*")  # fmt: skip
@@ -107,7 +108,7 @@ def test_an_empty_export_is_one_error_line_and_writes_nothing(db: Path, tmp_path
     assert "no scenario matches 'wether-*'; the nearest: tool_selection[weather-001]" in lines[0]
     assert "--allow-empty" in lines[0]
     assert out.read_text() == "the user's own file\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["experience.db", "train.jsonl"]
+    assert [p.name for p in out.parent.iterdir()] == ["train.jsonl"]  # no temporary file left
 
     # a directory format, and filters that exclude everything
     iv = tmp_path / "iv"
