@@ -8,10 +8,13 @@ and the HTML report are aggregated without merging files on disk.
 from __future__ import annotations
 
 import base64
+import builtins
+import importlib
 import os
 import subprocess
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,16 @@ PHASES_KEY = pytest.StashKey[dict]()
 MODEL_KEY = pytest.StashKey[str]()
 ARM_KEY = pytest.StashKey[str]()
 AB_KEY = pytest.StashKey[tuple]()
+#: Exceptions the ini key ``teach_agent_exceptions`` declares to be the agent's failures.
+AGENT_EXCEPTIONS_KEY = pytest.StashKey[tuple]()
+_DECLARED_KEY = pytest.StashKey[tuple]()
 MARKERS = ("scenario", "story")
+#: The marker argument that declares more agent failures: ``scenario(agent_exceptions=(E,))``.
+AGENT_EXCEPTIONS_ARG = "agent_exceptions"
+#: A test that fails with one of these in its body needed intervention: an ``assert`` or
+#: ``pytest.fail``. Any other exception is a bug in the test code or its harness (``error``)
+#: unless the ini key or the marker declares it an agent failure.
+AGENT_FAILURES: tuple[type[BaseException], ...] = (AssertionError, pytest.fail.Exception)
 _BATCH_EPISODES = 256
 _BATCH_SECONDS = 2.0
 _REASON_LIMIT = 500
@@ -95,8 +107,10 @@ def describe(item: pytest.Item) -> dict[str, Any]:
         meta.update({k: v for k, v in story.kwargs.items() if k != "intent"})
         meta["intent"] = intent
         category = "story"
+    meta.pop(AGENT_EXCEPTIONS_ARG, None)
     if scenario is not None:
         kwargs = dict(scenario.kwargs)
+        kwargs.pop(AGENT_EXCEPTIONS_ARG, None)
         name = (scenario.args[0] if scenario.args else kwargs.pop("name", None)) or name
         kwargs.pop("name", None)
         category = kwargs.pop("category", None) or category
@@ -115,6 +129,98 @@ def describe(item: pytest.Item) -> dict[str, Any]:
             except EpisodeDataError:
                 params[key] = repr(value)
     return {"scenario": name, "category": category, "params": params, "meta": meta}
+
+
+def resolve_exception(name: str) -> type[BaseException]:
+    """The exception class a dotted name such as ``json.JSONDecodeError`` or
+    ``mypkg.errors.AgentError`` names (a bare name is a builtin, such as ``TimeoutError``).
+
+    Raises:
+        ValueError: the module doesn't import, has no such attribute, or it is not an exception
+            class; the message names what is missing.
+    """
+    text = name.strip()
+    parts = text.split(".")
+    if not text or not all(p.isidentifier() for p in parts):
+        raise ValueError(f"{name!r} is not a dotted name such as json.JSONDecodeError")
+    if len(parts) == 1:
+        found = getattr(builtins, text, None)
+        if found is None:
+            raise ValueError(f"{text!r} is not a builtin; give its module, as in mypkg.{text}")
+    else:
+        found = None
+        for cut in range(len(parts) - 1, 0, -1):  # the longest importable module prefix
+            module_name = ".".join(parts[:cut])
+            try:
+                found = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                missing = exc.name or ""
+                if module_name != missing and not module_name.startswith(missing + "."):
+                    raise ValueError(f"{text}: importing {module_name} failed: {exc}") from None
+                continue
+            except Exception as exc:
+                raise ValueError(f"{text}: importing {module_name} failed: {exc}") from None
+            for attr in parts[cut:]:
+                if not hasattr(found, attr):
+                    raise ValueError(f"{text}: {'.'.join(parts[:cut])} has no {attr!r}")
+                found = getattr(found, attr)
+            break
+        else:
+            raise ValueError(f"{text}: no module {parts[0]!r} can be imported")
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise ValueError(f"{text} is not an exception class")
+    return found
+
+
+def exception_classes(value: Any) -> tuple[type[BaseException], ...]:
+    """Exception classes from a class, a dotted name, or an iterable of either.
+
+    Raises:
+        ValueError: a name that doesn't resolve, or a value that is no exception class.
+    """
+    items: Iterable[Any] = (
+        [value] if isinstance(value, (str, type)) else value if value is not None else []
+    )
+    try:
+        items = list(items)
+    except TypeError:
+        raise ValueError(f"{value!r} is not an exception class, a dotted name or a tuple") from None
+    classes: list[type[BaseException]] = []
+    for item in items:
+        if isinstance(item, str):
+            classes.append(resolve_exception(item))
+        elif isinstance(item, type) and issubclass(item, BaseException):
+            classes.append(item)
+        else:
+            raise ValueError(f"{item!r} is not an exception class or a dotted name")
+    return tuple(classes)
+
+
+def configured_agent_exceptions(config: pytest.Config) -> tuple[type[BaseException], ...]:
+    """The ini key ``teach_agent_exceptions`` resolved to classes.
+
+    Raises:
+        pytest.UsageError: one line naming the name that doesn't resolve.
+    """
+    names = config.getini("teach_agent_exceptions") or []
+    try:
+        return exception_classes(list(names))
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini teach_agent_exceptions: {exc}") from None
+
+
+def marked_agent_exceptions(item: pytest.Item) -> tuple[type[BaseException], ...]:
+    """The exceptions a test's ``scenario``/``story`` markers declare agent failures
+    (``agent_exceptions=``), from the closest marker outwards.
+
+    Raises:
+        ValueError: a name that doesn't resolve, or a value that is no exception class.
+    """
+    classes: list[type[BaseException]] = []
+    for marker in item.iter_markers():
+        if marker.name in MARKERS and AGENT_EXCEPTIONS_ARG in marker.kwargs:
+            classes.extend(exception_classes(marker.kwargs[AGENT_EXCEPTIONS_ARG]))
+    return tuple(classes)
 
 
 def _without_arm(case_id: str, arm: Any) -> str:
@@ -205,6 +311,16 @@ class Collector:
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["teach_session_id"] = self.session_id
 
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Resolve each recorded test's ``agent_exceptions=`` before any test runs."""
+        for item in items:
+            if not is_recorded(item):
+                continue
+            try:
+                item.stash[_DECLARED_KEY] = marked_agent_exceptions(item)
+            except ValueError as exc:
+                raise pytest.UsageError(f"{item.nodeid}: {AGENT_EXCEPTIONS_ARG}=: {exc}") from None
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if is_recorded(item):
@@ -228,7 +344,10 @@ class Collector:
         return report
 
     def _finish(self, item: pytest.Item, phases: dict[str, Any]) -> dict[str, Any] | None:
-        outcome, reason, error = self._outcome(phases)
+        declared = self.config.stash.get(AGENT_EXCEPTIONS_KEY, ()) + item.stash.get(
+            _DECLARED_KEY, ()
+        )
+        outcome, reason, error = self._outcome(phases, declared)
         if outcome is None:
             return None
         recorder = item.stash[RECORDER_KEY]
@@ -280,8 +399,15 @@ class Collector:
         return True
 
     @staticmethod
-    def _outcome(phases: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-        """(outcome, reason, error text) from the setup/call/teardown reports; None = skipped."""
+    def _outcome(
+        phases: dict[str, Any], declared: tuple[type[BaseException], ...] = ()
+    ) -> tuple[str | None, str | None, str | None]:
+        """(outcome, reason, error text) from the setup/call/teardown reports; None = skipped.
+
+        A failure in the body is an ``intervention`` when it is an assertion, ``pytest.fail``
+        or one of the ``declared`` agent exceptions; any other exception is ``error``, with its
+        type in the reason: a bug in the test code is not the agent's failure.
+        """
         setup_report, setup_call = phases.get("setup", (None, None))
         call_report, call_call = phases.get("call", (None, None))
         teardown_report, teardown_call = phases.get("teardown", (None, None))
@@ -296,11 +422,14 @@ class Collector:
             return "error", reason, teardown_report.longreprtext[:_ERROR_LIMIT]
         if call_report.failed:
             text = call_report.longreprtext[:_ERROR_LIMIT]
-            if call_call.excinfo is not None and call_call.excinfo.errisinstance(
-                (EpisodeDataError, InfrastructureError)
+            excinfo = call_call.excinfo
+            if excinfo is None:  # a failure pytest reported without an exception
+                return "intervention", None, text
+            if not excinfo.errisinstance((EpisodeDataError, InfrastructureError)) and (
+                excinfo.errisinstance(AGENT_FAILURES + declared)
             ):
-                return "error", _short_reason(call_call), text
-            return "intervention", _short_reason(call_call), text
+                return "intervention", _short_reason(call_call), text
+            return "error", _short_reason(call_call), text
         return "success", None, None
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -13,14 +13,16 @@ import pytest
 
 from ._collector import (
     AB_KEY,
+    AGENT_EXCEPTIONS_KEY,
     ARM_KEY,
     DEFAULT_DB,
     MODEL_KEY,
     RECORDER_KEY,
     Collector,
+    configured_agent_exceptions,
 )
 from ._run import DEFAULT_REPORT, RunResults, report_path
-from .agents import Agent, ModelSpecError, parse_model_spec
+from .agents import Agent, ModelSpecError, check_model_spec, parse_model_spec
 from .envs.browser.fixtures import browser, browser_page, site
 from .envs.minigrid.fixtures import add_minigrid_options, minigrid_env
 from .recorder import EpisodeRecorder
@@ -83,7 +85,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         nargs="?",
         const=DEFAULT_REPORT,
         default=None,
-        help=f"write the HTML report (default path: {DEFAULT_REPORT})",
+        help=f"write the HTML report to PATH, a new file or an earlier report ending in .html "
+        f"(default: {DEFAULT_REPORT}); write --teach-report=PATH before test paths",
     )
     group.addoption(
         "--teach-cache",
@@ -113,6 +116,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("teach_cache_dir", "where --teach-cache keeps model calls (.teach/cache)")
     parser.addini("teach_chromium", "the Chromium executable for browser scenarios")
     parser.addini("teach_model", "default model spec for the `agent` fixture")
+    parser.addini(
+        "teach_agent_exceptions",
+        "exceptions that count as the agent's failure (intervention) when a recorded test "
+        "raises them, as dotted names (mypkg.AgentError json.JSONDecodeError); any other "
+        "exception but an assertion or pytest.fail is recorded as error",
+        type="args",
+    )
     parser.addini("teach_ab_min_quality_ratio", "A/B gate: B's quality >= this x A's (0.95)")
     parser.addini("teach_ab_max_latency_ratio", "A/B gate: B's p50 latency < this x A's (1.10)")
     parser.addini("teach_ab_max_cost_ratio", "A/B gate: B's cost per episode < this x A's (1.20)")
@@ -139,7 +149,7 @@ def _parse_ab(value: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(parts):
         raise pytest.UsageError(f"--ab {value!r}: give two model specs, SPEC_A,SPEC_B")
     try:
-        specs = tuple(str(parse_model_spec(p)) for p in parts)
+        specs = tuple(str(check_model_spec(p)) for p in parts)
     except ModelSpecError as exc:
         raise pytest.UsageError(f"--ab: {exc}") from None
     if specs[0] == specs[1]:
@@ -162,9 +172,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     configure_trainer(config)
     try:
-        spec = parse_model_spec(model_spec(config))
+        spec = check_model_spec(model_spec(config))
     except ModelSpecError as exc:
         raise pytest.UsageError(f"--model: {exc}") from None
+    config.stash[AGENT_EXCEPTIONS_KEY] = configured_agent_exceptions(config)
     config.stash[MODEL_KEY] = str(spec)
     ab_value = config.getoption("ab")
     ab = _parse_ab(ab_value) if ab_value else None
