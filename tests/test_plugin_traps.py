@@ -8,15 +8,8 @@ import re
 
 import pytest
 
-from pytest_teach import open_store
-from pytest_teach.agents import (
-    SCRIPTED_AGENTS,
-    Agent,
-    ModelSpecError,
-    check_model_spec,
-    parse_model_spec,
-    register_scripted,
-)
+from pytest_teach import agents, open_store
+from pytest_teach.agents import Agent, ModelSpecError, parse_model_spec
 from pytest_teach.export import export
 
 from .conftest import REPO, store_dump
@@ -250,6 +243,8 @@ def test_model_specs_fail_before_the_run(pytester: pytest.Pytester) -> None:
 def test_spec_check_accepts_what_the_families_build() -> None:
     from pytest_teach.envs import browser, minigrid, stories, tool_selection
 
+    check_model_spec, SCRIPTED_AGENTS = agents.check_model_spec, agents.SCRIPTED_AGENTS
+
     task = browser.TASKS[0]
     builders = {
         "tool_selection": lambda a: tool_selection.planner_for(a),
@@ -295,9 +290,9 @@ def test_a_suite_registers_its_own_scripted_names(pytester: pytest.Pytester, col
         assert [e.model for e in store.episodes()] == ["scripted:cheapest-first"]
         assert "cheapest-first" in usage_error(pytester.runpytest("--model", "scripted:cheap"))
     finally:
-        SCRIPTED_AGENTS.pop("cart", None)
+        agents.SCRIPTED_AGENTS.pop("cart", None)
     with pytest.raises(ValueError):
-        register_scripted("cart")
+        agents.register_scripted("cart")
 
 
 # -- the README's first example runs as printed ----------------------------------------------
