@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,11 +170,11 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
-def serve_command(model_dir: Path, port: int) -> list[str]:
+def serve_command(model_dir: Path, port: int, *extra: str) -> list[str]:
     """`teach serve-model` through the CLI group if registered, else the command itself."""
     from pytest_teach.cli import cli
 
-    args = ["serve-model", str(model_dir), "--host", "127.0.0.1", "--port", str(port)]
+    args = ["serve-model", str(model_dir), "--host", "127.0.0.1", "--port", str(port), *extra]
     if "serve-model" in cli.commands:
         return [sys.executable, "-m", "pytest_teach.cli", *args]
     code = (
@@ -186,12 +187,26 @@ def serve_command(model_dir: Path, port: int) -> list[str]:
 @pytest.fixture(scope="module")
 def server(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `teach serve-model` process on a free port; yields its /v1 base URL."""
+    yield from start_server(tiny_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def short_server(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`teach serve-model --max-tokens 2`: every reply is short, so many requests run fast."""
+    yield from start_server(tiny_dir, tmp_path_factory, "--max-tokens", "2")
+
+
+def start_server(
+    tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory, *extra: str
+) -> Iterator[str]:
+    """Start `teach serve-model` on a free port, yield its /v1 base URL once /health answers,
+    and stop it."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("server") / "serve.log"
     env = {**os.environ, **OFFLINE}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            serve_command(tiny_dir, port), stdout=log, stderr=subprocess.STDOUT, env=env
+            serve_command(tiny_dir, port, *extra), stdout=log, stderr=subprocess.STDOUT, env=env
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -272,6 +287,8 @@ def test_server_rejects_bad_requests(server: str) -> None:
     assert status == 400 and "stream" in body["error"]["message"]
     status, body = post_json(url, b'{"model": "tiny", "messages": [')
     assert status == 400 and "malformed JSON" in body["error"]["message"]
+    status, body = get_json(f"{server}/no-such-endpoint")
+    assert status == 404 and set(body["error"]) == {"message", "type", "param", "code"}
     status, body = post_json(url, {"model": "tiny", "messages": [], "max_tokens": 0})
     assert status in (400, 422) and "messages" in body["error"]["message"]
     assert body["error"]["type"] == "invalid_request_error"
@@ -467,3 +484,171 @@ def test_hf_model_records_action_probabilities(pytester: pytest.Pytester, tiny_d
     assert set(step.probs) == set(step.valid_actions)
     assert abs(sum(step.probs.values()) - 1.0) < 1e-6
     assert 0.0 < step.entropy <= math.log(len(step.probs)) + 1e-9
+
+
+# -- input no client may turn into a 5xx -------------------------------------------------------
+
+
+def assert_openai_400(status: int, body: dict, param: str | None, *words: str) -> None:
+    assert status == 400, body
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}, error
+    assert error["type"] == "invalid_request_error" and error["param"] == param, error
+    for word in words:
+        assert word in error["message"], error
+
+
+def test_lone_surrogates_and_non_utf8_are_400(server: str) -> None:
+    url = f"{server}/chat/completions"
+    bad = "\ud800"  # json.dumps writes it as the escape \ud800
+    cases = [
+        ({"model": "tiny", "messages": [{"role": "user", "content": f"hi {bad}"}]},
+         "messages.0.content"),
+        ({"model": f"tiny{bad}", "messages": MESSAGES}, "model"),
+        ({"model": "tiny", "messages": [{"role": bad, "content": "hi"}]}, "messages.0.role"),
+        ({"model": "tiny", "messages": [{"role": "user",
+          "content": [{"type": "text", "text": bad}]}]}, "messages.0.content.0.text"),
+    ]  # fmt: skip
+    for body, param in cases:
+        status, answer = post_json(url, body)
+        assert_openai_400(status, answer, param)
+        message = answer["error"]["message"]  # ours, or pydantic's own refusal of the string
+        assert "lone surrogate" in message or "unicode string" in message, message
+    # raw bytes: invalid UTF-8, and a surrogate encoded as UTF-8 bytes (not valid UTF-8 either)
+    for raw in (b'{"model": "tiny", "messages": [{"role": "user", "content": "\xff"}]}',
+                b'{"model": "tiny\xed\xa0\x80", "messages": []}'):  # fmt: skip
+        status, answer = post_json(url, raw)
+        assert_openai_400(status, answer, None, "not UTF-8")
+        assert answer["error"]["code"] == "not_utf8"
+    assert get_json(f"{server.removesuffix('/v1')}/health")[0] == 200
+
+
+def test_prompt_past_the_context_is_400_and_max_tokens_is_bounded(server: str) -> None:
+    url = f"{server}/chat/completions"
+    status, health = get_json(f"{server.removesuffix('/v1')}/health")
+    context = health["contextLength"]
+    assert status == 200 and context == 2048  # the tiny model's max_position_embeddings
+    # a 240 KB prompt: refused before generating
+    long = [{"role": "user", "content": "weather in Paris? " * 13_500}]
+    status, answer = post_json(url, {"model": "tiny", "messages": long, "max_tokens": 1})
+    assert_openai_400(status, answer, "messages", "maximum context length is 2048 tokens")
+    assert answer["error"]["code"] == "context_length_exceeded"
+
+    def prompt_tokens(repeat: int) -> int:
+        body = {"model": "tiny", "max_tokens": 1,
+                "messages": [{"role": "user", "content": "weather in Paris? " * repeat}]}  # fmt: skip
+        status, reply = post_json(url, body, timeout=120)
+        assert status == 200, reply
+        return reply["usage"]["prompt_tokens"]
+
+    # a prompt a few tokens short of the context: the reply gets only the room that is left
+    base, per = prompt_tokens(0), (prompt_tokens(10) - prompt_tokens(0)) / 10
+    repeat = int((context - 6 - base) / per)
+    for _ in range(5):  # the tokenizer merges across repeats: converge on the target
+        used = prompt_tokens(repeat)
+        if context - 8 <= used <= context - 2:
+            break
+        repeat += int((context - 5 - used) / per) or (1 if used < context - 8 else -1)
+    assert context - 8 <= used <= context - 2, used
+    body = {"model": "tiny", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "weather in Paris? " * repeat}]}  # fmt: skip
+    status, reply = post_json(url, body, timeout=120)
+    assert status == 200, reply
+    assert reply["usage"]["prompt_tokens"] == used
+    assert reply["usage"]["completion_tokens"] <= context - used < 100
+    if reply["usage"]["completion_tokens"] == context - used:
+        assert reply["choices"][0]["finish_reason"] == "length"
+
+
+def test_generation_stops_when_the_client_disconnects(server: str) -> None:
+    """A client asks for 2,000 tokens (about a minute on CPU) and leaves: the server notices,
+    stops generating, and the next request is served."""
+    origin = server.removesuffix("/v1")
+    before = get_json(f"{origin}/health")[1]["generations"]
+    body = json.dumps({"model": "tiny", "messages": MESSAGES, "max_tokens": 2000}).encode()
+    port = int(origin.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        time.sleep(1.0)  # generation is under way
+    deadline = time.monotonic() + 60
+    while True:
+        after = get_json(f"{origin}/health")[1]["generations"]
+        if after["cancelled"] > before["cancelled"]:
+            break
+        assert time.monotonic() < deadline, f"the generation was not stopped: {after}"
+        time.sleep(0.1)
+    assert after["cancelled"] == before["cancelled"] + 1
+    assert after["cancelledTokens"] - before["cancelledTokens"] < 2000
+    status, reply = post_json(url := f"{server}/chat/completions",
+                              {"model": "tiny", "messages": MESSAGES, "max_tokens": 2})  # fmt: skip
+    assert status == 200 and reply["usage"]["completion_tokens"] <= 2, (url, reply)
+    assert get_json(f"{origin}/health")[1]["generations"]["completed"] > before["completed"]
+
+
+# -- schemathesis ------------------------------------------------------------------------------
+
+
+def test_schemathesis_finds_no_server_errors(short_server: str) -> None:
+    """Every operation in /openapi.json, positive and negative data, 60 examples each: no 5xx,
+    and every error in OpenAI's shape. Positive bodies name the served model, so they reach
+    generation; the server runs with --max-tokens 2, so each generation is short."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from collections import Counter
+
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+
+    origin = short_server.removesuffix("/v1")
+    schema = schemathesis.openapi.from_url(f"{origin}/openapi.json")
+    seen: Counter[tuple[str, int]] = Counter()
+    skipped: list[str] = []
+    started = time.monotonic()
+
+    def run(operation: Any, mode: Any) -> None:
+        @settings(
+            max_examples=60,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def check(case: Any) -> None:
+            if mode == GenerationMode.POSITIVE and isinstance(case.body, dict):
+                case.body["model"] = "tiny"  # the served name: reach generation, not only 404
+            response = case.call(base_url=origin, timeout=60)
+            seen[(operation.label, response.status_code)] += 1
+            assert response.status_code < 500, (case.as_curl_command(), response.text)
+            case.validate_response(response, checks=[not_a_server_error])
+            if response.status_code >= 400:
+                error = response.json()["error"]
+                assert set(error) == {"message", "type", "param", "code"}, error
+
+        try:
+            check()
+        except Unsatisfiable:
+            if mode != GenerationMode.NEGATIVE:
+                raise
+            skipped.append(operation.label)  # nothing to get wrong (GET /health)
+
+    for result in schema.get_all_operations():
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            run(result.ok(), mode)
+    total = sum(seen.values())
+    print(
+        f"schemathesis: {total} requests in {time.monotonic() - started:.1f}s: "
+        f"{dict(sorted(seen.items()))}; no negative data for {skipped}"
+    )
+    assert not [k for k in seen if k[1] >= 500]
+    assert total >= 100
+    posted = {s for (label, s) in seen if label == "POST /v1/chat/completions"}
+    assert {200, 400} <= posted, seen
+    assert get_json(f"{origin}/health")[0] == 200
