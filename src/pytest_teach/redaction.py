@@ -76,10 +76,11 @@ CREDENTIAL_SHAPE = rf"(?:(?={_C}*[0-9]){_C}{{6,}}|(?={_C}*[A-Z])(?={_C}*[a-z]){_
 _KEY_CHARS = r"[A-Za-z0-9_-]"
 _GLUED_KEY = r"(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Z])"
 
-# Two passes. The first masks values tied to a secret name (options, pairs, "Bearer X"): it finds
-# the names with a case-sensitive search of the lower-cased text, which is fast, and matches the
-# rules only where a name stands. The second masks key-like values and URL passwords; each of
-# those rules starts with a literal, so the regex engine searches for it quickly.
+# Three passes. URL passwords go first, so a user called "token" keeps its host. The second masks
+# values tied to a secret name (options, pairs, "Bearer X"): it finds the names with a
+# case-sensitive search of the lower-cased text, which is fast, and matches the rules only where
+# a name stands. The third masks key-like values; each of those rules starts with a literal, so
+# the regex engine searches for it quickly.
 
 # --token X, --token=X, -password X (a value starting with '-', '=' or ':' is not its value)
 _OPTION_RULE = (
@@ -227,10 +228,13 @@ def _redact_named(text: str, folded: str) -> str:
 
 
 def _redact(text: str) -> str:
+    url_hint, url_rule = _KEY_RULES[0]
+    if url_hint in text:  # first, so a user called "token" keeps its host: token:[REDACTED]@host
+        text = url_rule.sub(_replace_key, text)
     folded = text.lower()
     if any(hint in folded for hint in _NAMED_HINTS):
         text = _redact_named(text, folded)
-    for hint, rule in _KEY_RULES:
+    for hint, rule in _KEY_RULES[1:]:
         if hint in text:
             text = rule.sub(_replace_key, text)
     return text
