@@ -85,8 +85,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         nargs="?",
         const=DEFAULT_REPORT,
         default=None,
-        help=f"write the HTML report to PATH, a new file or an earlier report ending in .html "
-        f"(default: {DEFAULT_REPORT}); write --teach-report=PATH before test paths",
+        help=f"write the HTML report (default: {DEFAULT_REPORT}); a PATH ends in .html, "
+        "replaces only an earlier report, and is best given as --teach-report=PATH",
     )
     group.addoption(
         "--teach-cache",
