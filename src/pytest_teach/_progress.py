@@ -7,7 +7,7 @@ with a ``stream`` attribute; an echo that does neither (a list's ``append``, a l
 plain lines. Plain lines never contain a carriage return, so CI logs stay readable.
 
 tqdm (installed with transformers and datasets) draws the bar; it is imported only when one is
-drawn.
+drawn. :func:`no_progress_bars` silences transformers' and datasets' own bars meanwhile.
 """
 
 from __future__ import annotations
