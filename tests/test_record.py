@@ -307,7 +307,8 @@ def display() -> Iterator[str]:
 def test_headed_record_under_xvfb_with_real_input(tmp_path: Path, display: str) -> None:
     (tmp_path / "person_at_window.py").write_text(DRIVER)
     db, seen = tmp_path / "experience.db", tmp_path / "seen.json"
-    env = {**os.environ, "DISPLAY": display, "PYTHONPATH": str(tmp_path), "TEACH_TEST_SEEN": str(seen)}  # fmt: skip
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "DISPLAY": display, "PYTHONPATH": path, "TEACH_TEST_SEEN": str(seen)}
     env.pop("WAYLAND_DISPLAY", None)
     argv = ["record", "--site", "shop", "--task", TASK, "--db", str(db), "--drive", "person_at_window:person"]  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "pytest_teach.cli", *argv], env=env,
