@@ -6,6 +6,7 @@ Each verb has ``--help``. Errors are one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from typing import Any
 
@@ -13,7 +14,7 @@ import click
 
 from .. import __version__
 from ..redaction import redact
-from ._common import DB_OPTION, TeachGroup, open_db
+from ._common import DB_OPTION, TeachGroup, database_error, open_db
 from ._compare import compare_cmd, history_cmd
 from ._experiment import EXPERIMENT_COMMANDS
 from ._export import export_cmd
@@ -25,6 +26,7 @@ from ._predictor import evaluate_cmd, select_cmd
 from ._record import record_cmd
 from ._report import report_cmd
 from ._serve import serve_model_cmd
+from ._store import store_group
 from ._teachable import teachable
 from ._train import train
 from ._trainer import trainer
@@ -44,6 +46,9 @@ class TeachCLI(TeachGroup):
         except click.Abort:
             click.echo("teach: aborted", err=True)
             sys.exit(130)
+        except sqlite3.DatabaseError as exc:  # a verb outside TeachCommand: still one line
+            click.echo(f"teach: error: {database_error(exc)}", err=True)
+            sys.exit(2)
         except click.ClickException as exc:
             ctx = getattr(exc, "ctx", None)
             prefix = ctx.command_path if ctx is not None else "teach"
@@ -117,6 +122,7 @@ cli.add_command(model)
 cli.add_command(models)
 cli.add_command(pipeline)
 cli.add_command(feedback)
+cli.add_command(store_group)
 cli.add_command(loop_cmd)
 for _verb in EXPERIMENT_COMMANDS:
     teachable.add_command(_verb)

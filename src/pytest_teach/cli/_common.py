@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from typing import Any, NoReturn
 
@@ -43,6 +44,21 @@ class TeachCommand(click.Command):
             return super().invoke(ctx)
         except (StoreError, ExportError, ValueError, OSError) as exc:
             fail(str(exc), ctx=ctx)
+        except sqlite3.DatabaseError as exc:
+            fail(database_error(exc, ctx), ctx=ctx)
+
+
+def database_error(exc: sqlite3.DatabaseError, ctx: click.Context | None = None) -> str:
+    """A SQLite error as one line naming the store (the verb's ``--db``): read-only, damaged,
+    or as SQLite says it."""
+    from ..store import describe_database_error
+
+    while ctx is not None:
+        db = ctx.params.get("db")
+        if isinstance(db, str) and db:
+            return describe_database_error(db, exc)
+        ctx = ctx.parent
+    return f"the store: {exc}; see `teach store check --db PATH`"
 
 
 class TeachGroup(click.Group):
@@ -52,7 +68,8 @@ class TeachGroup(click.Group):
 
 
 def open_db(path: str) -> Store:
-    """Open an existing store (never creates one)."""
+    """Open an existing store (never creates one) for reading; a read-only or damaged store is
+    refused with one line before its first write."""
     return Store.open(path, create=False)
 
 

@@ -1,8 +1,10 @@
 """The experience store: episodes, steps, labels, feedback and artifacts in one SQLite file."""
 
 from ._codec import EpisodeDataError, to_jsonable
+from ._health import StoreCheck, check_store, describe_database_error
 from ._journal import Journal, replay
 from ._models import OUTCOMES, Episode, Feedback, Label, Step, entropy_of
+from ._recover import Recovery, TableRecovery, recover_store
 from ._store import ArtifactRef, Store, StoreError, new_id, open_store, parse_since
 
 __all__ = [
@@ -13,13 +15,19 @@ __all__ = [
     "EpisodeDataError",
     "Feedback",
     "Label",
+    "Recovery",
     "Step",
     "Store",
+    "StoreCheck",
     "StoreError",
+    "TableRecovery",
+    "check_store",
+    "describe_database_error",
     "entropy_of",
     "new_id",
     "open_store",
     "parse_since",
+    "recover_store",
     "replay",
     "to_jsonable",
 ]

@@ -89,17 +89,19 @@ def parse_since(value: str | float | datetime | None) -> float | None:
 def _connect_for_reading(path: Path) -> sqlite3.Connection:
     """A connection for reading; in a read-only folder (no ``-shm`` can be made) a read-only
     one. Writes through it are refused by :meth:`Store._before_write` with the reason."""
-    conn = _connect(path)
+    probe = sqlite3.connect(str(path), timeout=60.0, check_same_thread=False)
     try:
-        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        probe.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
     except sqlite3.OperationalError as exc:
-        conn.close()
         if "unable to open" not in str(exc) or unwritable_reason(path) is None:
             raise
         conn = connect_read_only(path)
         conn.isolation_level = None
         conn.row_factory = sqlite3.Row
-    return conn
+        return conn
+    finally:
+        probe.close()
+    return _connect(path)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
