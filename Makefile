@@ -11,7 +11,7 @@ DEMO_DB ?= .teach/demo.db
 DEMO_MODEL ?= scripted:noisy-0.3
 DEMO_REPORT ?= reports/teach-report.html
 
-.PHONY: setup browser demo test lint bench clean
+.PHONY: setup browser demo test lint docs bench clean
 
 setup: $(STAMP) browser
 
@@ -59,6 +59,11 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests scenarios benchmarks
 	$(VENV)/bin/ruff format --check src tests scenarios benchmarks
+
+# the manual (docs/), warnings as errors; the CLI reference is generated from the click commands
+docs: setup
+	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
 
 bench: setup
 	$(PY) benchmarks/collection_overhead.py

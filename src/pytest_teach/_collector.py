@@ -22,7 +22,7 @@ import pytest
 
 from . import __version__
 from .errors import InfrastructureError
-from .predictor._warning import WARNING_KEY
+from .predictor import WARNING_KEY
 from .recorder import EpisodeRecorder
 from .redaction import redact_argv
 from .store import (
