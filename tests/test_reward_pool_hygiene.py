@@ -53,6 +53,12 @@ def test_check(agent):
         if verb == "spawn-stuck":  # then hang where the alarm can't interrupt the check
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
             time.sleep(60)
+    elif verb == "secret":  # a key printed in two flushed halves, then a closing line
+        sys.stdout.write("calling api --api-key " + arg[:9])
+        sys.stdout.flush()
+        time.sleep(0.2)
+        sys.stdout.write(arg[9:] + " with Authorization: Bearer " + arg + "\\n")
+        sys.stdout.write("end of secret\\n")
     elif verb == "sys.exit":
         sys.exit(int(arg))
     elif verb == "os._exit":
@@ -149,6 +155,17 @@ def test_a_chatty_check_cannot_grow_its_worker_log_past_the_default_cap(
     first = content.splitlines()[0]
     assert "bytes of this worker's output were dropped" in first
     assert "at most 1000000 bytes" in first
+
+
+def test_a_worker_log_never_holds_a_secret_a_check_printed(suite: Path) -> None:
+    key = "Zq8vX2kLmN4pQ7rT1uW9"
+    with RewardPool([NODE], workers=1, cwd=suite) as pool:
+        pool.score([(NODE, f"secret {key}")])
+        assert pool.log_dir is not None
+        content = wait_for("end of secret", pool.log_dir / "worker-0.log")
+    assert "end of secret" in content
+    assert "--api-key [REDACTED]" in content
+    assert key not in content and key[:9] not in content and key[9:] not in content
 
 
 def test_the_log_cap_is_an_option_and_bad_caps_are_refused(suite: Path) -> None:

@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..redaction import redact_logs
+from ..redaction import redact, redact_logs
 
 __all__ = [
     "PoolStats",
@@ -222,14 +222,32 @@ class _BoundedLog:
                 self._fh = None
 
 
+#: a line longer than this is written (redacted) in pieces rather than held back whole
+_LONGEST_LINE = 65536
+
+
+def _redacted(data: bytes) -> bytes:
+    return redact(data.decode("utf-8", "replace")).encode("utf-8")
+
+
 def _drain(fd: int, sink: _BoundedLog) -> None:
-    """Copy a worker's output pipe into its log until every writer has closed it."""
+    """Copy a worker's output pipe into its log, redacted line by line (so a secret split
+    across two reads is still masked), until every writer has closed it."""
+    pending = b""
     try:
         while chunk := os.read(fd, 65536):
-            sink.write(chunk)
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut == 0 and len(pending) > _LONGEST_LINE:
+                cut = len(pending)
+            if cut:
+                sink.write(_redacted(pending[:cut]))
+                pending = pending[cut:]
     except OSError:
         pass
     finally:
+        if pending:
+            sink.write(_redacted(pending))
         with contextlib.suppress(OSError):
             os.close(fd)
 
