@@ -13,14 +13,21 @@ from click.testing import CliRunner
 from pytest_teach import open_store
 from pytest_teach.cli import cli
 from pytest_teach.compare import (
+    SUMMARY_HEADER,
     Thresholds,
     bootstrap_mean_diff_ci,
     compare,
+    compare_in_store,
     history,
     mcnemar_exact,
     percentile,
+    render_comparison,
+    render_history,
+    resolve_side,
+    summarize,
+    summary_cells,
 )
-from pytest_teach.store import Episode, new_id
+from pytest_teach.store import Episode, StoreError, new_id
 
 
 def ep(scenario: str, passed: bool, *, model="m", arm=None, session="s1", **metrics) -> Episode:
@@ -252,3 +259,55 @@ def test_cli_compare_pairs_per_episode_cost_and_takes_a_latency_floor(tmp_path: 
     assert r.exit_code == 1 and "latency p50 0.284 ms is 121%" in r.stdout, r.output
     r = runner.invoke(cli, [*args, "--latency-floor-ms", "-1"])
     assert r.exit_code == 2 and "--latency-floor-ms" in r.stderr
+
+
+def test_compare_in_store_resolves_sessions_and_models(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.db", create=True)
+    for sid, model, passed in (("cccc000000000001", "m:a", 5), ("dddd000000000001", "m:b", 9)):
+        store.start_session(sid, argv=[], version="t", git_commit=None, rootdir=None)
+        store.write_episodes([ep(f"s{i}", i < passed, model=model, session=sid) for i in range(10)])
+    name, episodes = resolve_side(store, "cccc", "--baseline")
+    assert name == "m:a @ cccc000000000001" and len(episodes) == 10
+    assert resolve_side(store, "m:b")[0] == "m:b"
+    c = compare_in_store(store, "cccc", "m:b")
+    assert (c.baseline.model, c.candidate.model) == ("m:a @ cccc000000000001", "m:b")
+    assert (c.wins, c.losses, c.ties) == (4, 0, 6)
+    with pytest.raises(StoreError, match=r"^-A 'm:zzz' is neither a session id nor a model"):
+        compare_in_store(store, "m:zzz", "m:b", options=("-A", "-B"))
+
+
+def test_history_render_and_dict(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "h.db", create=True)
+    for i, rate in enumerate([1.0, 0.5]):
+        sid = f"{i:016x}"
+        store.start_session(sid, argv=[], version="t", git_commit=None, rootdir=None)
+        store.write_episodes(
+            [ep(f"s{j}", j < rate * 4, model="m:x", session=sid) for j in range(4)]
+        )
+        time.sleep(0.01)
+    result = history(store, "success_rate")
+    text = render_history(result)
+    lines = text.splitlines()
+    assert lines[0] == "m:x  (success_rate, trend -0.5000 per run)"
+    assert lines[1].endswith(f"  {0:016x}  n=4     1.0000") and len(lines) == 4
+    assert (
+        lines[3] == f"DROP: m:x success_rate 0.5000 vs 1.0000 before (-50.0%) in session {1:016x}"
+    )
+    data = result.to_dict()
+    assert data["metric"] == "success_rate" and data["higher_is_better"] is True
+    assert [p["value"] for p in data["series"]["m:x"]] == [1.0, 0.5]
+    assert json.loads(json.dumps(data)) == data
+    assert render_history(history(store, "cost")) == "no cost recorded yet"
+    with pytest.raises(StoreError, match="no episodes for model 'm:none'.*models: m:x"):
+        history(store, "success_rate", model="m:none")
+
+
+def test_summary_cells_are_the_terminal_table_rows() -> None:
+    s = summarize("m:a", [ep("s0", True, latency_ms=12.34), ep("s1", False, latency_ms=20)])
+    cells = summary_cells(s)
+    assert len(cells) == len(SUMMARY_HEADER)
+    assert cells[:2] == ["2", "50.0"] and cells[-1] == "-" and cells[3] == "-"
+    assert summary_cells(s, missing="")[-1] == ""
+    c = compare([ep("s0", True)], [ep("s0", True, model="m:b")], baseline_name="m:a")
+    first = render_comparison(c).splitlines()[1].split()
+    assert first == ["A", "m:a", *summary_cells(c.baseline)]

@@ -12,11 +12,18 @@ from pathlib import Path
 import pytest
 from markupsafe import Markup, escape
 
-from pytest_teach.compare import compare
-from pytest_teach.compare._history import History, HistoryPoint
+from pytest_teach import open_store
+from pytest_teach.compare import History, HistoryPoint, compare
 from pytest_teach.recorder import EpisodeRecorder
-from pytest_teach.report import build_report, redact, write_report
-from pytest_teach.store import Episode, new_id
+from pytest_teach.report import (
+    build_report,
+    redact,
+    render_feedback,
+    render_stats,
+    report_store,
+    write_report,
+)
+from pytest_teach.store import Episode, StoreError, new_id
 
 SCRIPT_PAYLOAD = "<script>window.__pwned=1</script>"
 IMG_PAYLOAD = '<img src=x onerror="window.__pwned=1">'
@@ -355,6 +362,47 @@ def test_write_report_is_atomic_and_creates_dirs(tmp_path: Path) -> None:
     write_report(str(target), "<p>two</p>")
     assert target.read_text(encoding="utf-8") == "<p>two</p>"
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
+
+
+def test_report_store_picks_the_session_and_its_ab_arms(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "r.db", create=True)
+    with pytest.raises(StoreError, match="has no sessions yet"):
+        report_store(store, tmp_path / "none.html")
+    for sid in ("aaaa000000000001", "abcd000000000002"):
+        store.start_session(sid, argv=["pytest"], version="t", git_commit=None, rootdir=None)
+    first = _episode("s0", "success", "m:a")
+    first.session_id = "aaaa000000000001"
+    store.write_episode(first)
+    for model, arm in (("m:a", "A"), ("m:b", "B")):
+        for i in range(3):
+            e = _episode(f"s{i}", "success" if arm == "B" or i else "intervention", model)
+            e.session_id, e.arm = "abcd000000000002", arm
+            store.write_episode(e)
+    latest = report_store(store, tmp_path / "out" / "latest.html")
+    html = latest.path.read_text(encoding="utf-8")
+    assert latest.episodes == 6 and "pytest-teach report: abcd000000000002" in html
+    assert 'id="comparison"' in html and "m:b" in html
+    first_only = report_store(store, tmp_path / "first.html", session="AAAA")
+    assert first_only.episodes == 1 and 'id="comparison"' not in first_only.path.read_text()
+    assert report_store(store, tmp_path / "all.html", everything=True).episodes == 7
+    with pytest.raises(StoreError, match=r"--session 'a' matches 2 sessions"):
+        report_store(store, tmp_path / "x.html", session="a")
+
+
+def test_render_stats_and_feedback(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.db", create=True)
+    assert render_feedback([]).startswith("no feedback yet; add some with `teach feedback add")
+    episodes = [_episode("s0", "success"), _episode("s1", "intervention")]
+    store.write_episodes(episodes)
+    store.add_feedback(episodes[1].id, rating=2, aspects={"tone": 4}, comment="too slow")
+    text = render_stats(store.stats(), top=1)
+    assert "episodes   2   steps 2" in text
+    assert "interventions 50.0% of labeled episodes" in text
+    assert text.splitlines()[-2:] == ["by scenario: 2 scenarios, top:", f"  {'s0':<40} 1"]
+    (line,) = render_feedback(store.feedback()).splitlines()
+    assert line.startswith("#1  ") and line.endswith(
+        f"{episodes[1].id}  rating=2  tone=4  'too slow'"
+    )
 
 
 def test_report_package_is_not_loaded_by_the_plugin() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .reward import Reward
-from .store import Episode, EpisodeDataError, Label, Step, entropy_of, to_jsonable
+from .store import Episode, EpisodeDataError, Label, Step, dumps, entropy_of, to_jsonable
 
 __all__ = ["EpisodeRecorder", "StepScorer"]
 
@@ -251,8 +251,6 @@ class EpisodeRecorder:
         ):
             sha = self._add_blob(value.encode("utf-8"), "text/plain")
         elif isinstance(value, (dict, list)):
-            from .store._codec import dumps
-
             sha = self._add_blob(dumps(to_jsonable(value, where)).encode(), "application/json")
         else:
             sha = self._blob_of(value, where)

@@ -74,40 +74,14 @@ def cli() -> None:
 @click.option("--top", default=10, show_default=True, help="scenarios to list in the text view")
 def stats(db: str, as_json: bool, top: int) -> None:
     """Counts of episodes by outcome, label, model and scenario."""
+    from ..report import render_stats
+
     with open_db(db) as store:
         data = store.stats()
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    click.echo(_render_stats(data, top))
-
-
-def _render_stats(data: dict[str, Any], top: int) -> str:
-    total = data["episodes"]
-
-    def pct(n: int) -> str:
-        return f"{100 * n / total:.1f}%" if total else "-"
-
-    lines = [
-        f"store      {data['db']} (schema {data['schema_version']})",
-        f"episodes   {total}   steps {data['steps']}   sessions {data['sessions']}   "
-        f"feedback {data['feedback']}",
-        "outcome    "
-        + "   ".join(f"{k} {n} ({pct(n)})" for k, n in sorted(data["by_outcome"].items())),
-    ]
-    share = data["intervention_share"]
-    lines.append(
-        "interventions "
-        + ("-" if share is None else f"{100 * share:.1f}% of labeled episodes")
-        + " (guidance for predictor training: 60-70%)"
-    )
-    for title, key in (("by model", "by_model"), ("by category", "by_category")):
-        lines.append(f"{title}:")
-        lines.extend(f"  {k:<40} {n}" for k, n in sorted(data[key].items(), key=lambda x: -x[1]))
-    scenarios = sorted(data["by_scenario"].items(), key=lambda x: (-x[1], x[0]))
-    lines.append(f"by scenario: {len(scenarios)} scenarios" + (", top:" if scenarios else ""))
-    lines.extend(f"  {k:<40} {n}" for k, n in scenarios[:top])
-    return "\n".join(lines)
+    click.echo(render_stats(data, top))
 
 
 cli.add_command(export_cmd)

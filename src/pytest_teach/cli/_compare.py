@@ -3,41 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import datetime, timezone
-from typing import Any
 
 import click
 
-from ..store import Episode, Store, StoreError
-from ._common import DB_OPTION, TeachCommand, fail, open_db
-
-
-def _side(store: Store, ident: str, option: str) -> tuple[str, list[Episode]]:
-    """Resolve a session id (or unique prefix) or a model spec to its scored episodes."""
-    text = ident.strip()
-    if re.fullmatch(r"[0-9a-f]{4,16}", text):
-        sessions = [s["id"] for s in store.sessions() if s["id"].startswith(text)]
-        if len(sessions) > 1:
-            raise StoreError(f"{option} {ident!r} matches several sessions; give more characters")
-        if sessions:
-            episodes = list(store.episodes(session=sessions[0], include_errors=False))
-            models = sorted({e.model or "none" for e in episodes})
-            if len(models) > 1:
-                raise StoreError(
-                    f"{option} {ident!r}: session {sessions[0]} ran several models "
-                    f"({', '.join(models)}); pass a model spec instead"
-                )
-            label = f"{models[0] if models else 'none'} @ {sessions[0]}"
-            return label, episodes
-    episodes = list(store.episodes(model=text, include_errors=False))
-    if not episodes:
-        known = sorted(store.stats()["by_model"])
-        raise StoreError(
-            f"{option} {ident!r} is neither a session id nor a model in {store.path} "
-            f"(models: {', '.join(known) or 'none'}; sessions: see `teach history`)"
-        )
-    return text, episodes
+from ._common import DB_OPTION, TeachCommand, open_db
 
 
 @click.command("compare", cls=TeachCommand)
@@ -85,33 +54,22 @@ def compare_cmd(
     CI for the reward difference, the paired latency (sign test) and cost per episode, the
     winner and the gate's verdict.
     """
-    from ..compare import Thresholds, compare, render_comparison
+    from ..compare import Thresholds, compare_in_store, render_comparison
 
-    with open_db(db) as store:
-        a_name, a_eps = _side(store, baseline, "--baseline")
-        b_name, b_eps = _side(store, candidate, "--candidate")
-    result = compare(
-        a_eps,
-        b_eps,
-        baseline_name=a_name,
-        candidate_name=b_name,
-        thresholds=Thresholds(
-            min_quality_ratio=min_quality_ratio,
-            max_latency_ratio=max_latency_ratio,
-            max_cost_ratio=max_cost_ratio,
-            latency_floor_ms=latency_floor_ms,
-        ),
+    thresholds = Thresholds(
+        min_quality_ratio=min_quality_ratio,
+        max_latency_ratio=max_latency_ratio,
+        max_cost_ratio=max_cost_ratio,
+        latency_floor_ms=latency_floor_ms,
     )
+    with open_db(db) as store:
+        result = compare_in_store(store, baseline, candidate, thresholds)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo(render_comparison(result))
     if gate and result.verdict != "APPROVE":
         raise SystemExit(1)
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 @click.command("history", cls=TeachCommand)
@@ -133,34 +91,11 @@ def history_cmd(
 ) -> None:
     """A metric per run and model over time, with its trend; drops beyond --threshold are flagged
     (exit status stays 0)."""
-    from ..compare import history
+    from ..compare import history, render_history
 
     with open_db(db) as store:
-        if model is not None and store.count(model=model) == 0:
-            known = ", ".join(sorted(store.stats()["by_model"])) or "none"
-            fail(f"no episodes for model {model!r} in {store.path} (models: {known})")
         result = history(store, metric, model=model, days=days, threshold=threshold)
     if as_json:
-        data: dict[str, Any] = {
-            "metric": metric,
-            "higher_is_better": result.higher_is_better,
-            "series": {k: [vars(p) for p in v] for k, v in result.series.items()},
-            "trends": result.trends,
-            "drops": result.drops,
-        }
-        click.echo(json.dumps(data, indent=2))
-        return
-    if not result.series:
-        click.echo(f"no {metric} recorded yet")
-        return
-    for name, points in sorted(result.series.items()):
-        slope = result.trends.get(name)
-        trend = "-" if slope is None else f"{slope:+.4f} per run"
-        click.echo(f"{name}  ({metric}, trend {trend})")
-        for p in points:
-            click.echo(f"  {_when(p.started_at)}  {p.session_id}  n={p.n:<5} {p.value:.4f}")
-    for drop in result.drops:
-        click.echo(
-            f"DROP: {drop['model']} {metric} {drop['latest']:.4f} vs {drop['previous_mean']:.4f} "
-            f"before ({drop['change']:+.1%}) in session {drop['session_id']}"
-        )
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(render_history(result))

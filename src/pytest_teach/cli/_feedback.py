@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import click
 
@@ -77,24 +76,11 @@ def add(
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def list_(db: str, example: str | None, as_json: bool) -> None:
     """List feedback, oldest first."""
+    from ..report import render_feedback
+
     with Store.open(db, create=False) as store:
         items = store.feedback(example)
     if as_json:
         click.echo(json.dumps([vars(f) for f in items], indent=2, ensure_ascii=False))
         return
-    if not items:
-        click.echo("no feedback yet; add some with `teach feedback add --example ID --rating N`")
-        return
-    for f in items:
-        when = datetime.fromtimestamp(f.created_at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
-        parts = [f"#{f.id}", when, f.episode_id]
-        if f.rating is not None:
-            parts.append(f"rating={f.rating}")
-        parts.extend(f"{k}={v}" for k, v in f.aspects.items())
-        if f.step is not None:
-            parts.append(f"step {f.step} -> {json.dumps(f.correct_action, ensure_ascii=False)}")
-        if f.suggested_action is not None:
-            parts.append(f"suggested={json.dumps(f.suggested_action, ensure_ascii=False)}")
-        if f.comment:
-            parts.append(repr(f.comment))
-        click.echo("  ".join(parts))
+    click.echo(render_feedback(items))

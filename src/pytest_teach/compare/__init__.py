@@ -1,4 +1,5 @@
-"""Comparing two models on the same scenarios: per-model figures, paired statistics, a gate."""
+"""Comparing two models on the same scenarios: per-model figures, paired statistics, a gate;
+and each model's figures over time."""
 
 from ._compare import (
     APPROVE,
@@ -13,7 +14,8 @@ from ._compare import (
     summarize,
 )
 from ._history import METRICS, History, HistoryPoint, history
-from ._render import render_comparison
+from ._render import SUMMARY_HEADER, render_comparison, render_history, summary_cells
+from ._sides import compare_in_store, resolve_side
 from ._stats import (
     binomial_two_sided,
     bootstrap_mean_diff_ci,
@@ -27,6 +29,7 @@ __all__ = [
     "APPROVE",
     "METRICS",
     "REJECT",
+    "SUMMARY_HEADER",
     "Comparison",
     "History",
     "HistoryPoint",
@@ -36,6 +39,7 @@ __all__ = [
     "binomial_two_sided",
     "bootstrap_mean_diff_ci",
     "compare",
+    "compare_in_store",
     "history",
     "linear_slope",
     "mcnemar_exact",
@@ -43,6 +47,9 @@ __all__ = [
     "paired_latency",
     "percentile",
     "render_comparison",
+    "render_history",
+    "resolve_side",
     "sign_test",
     "summarize",
+    "summary_cells",
 ]

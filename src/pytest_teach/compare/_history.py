@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..store import Episode, Store
+from ..store import Episode, Store, StoreError
 from ._compare import ModelSummary, summarize
 from ._stats import linear_slope, mean
 
@@ -42,6 +42,16 @@ class History:
     trends: dict[str, float | None] = field(default_factory=dict)
     drops: list[dict[str, Any]] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the metric, its direction, the series, trends and drops."""
+        return {
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "series": {k: [vars(p) for p in v] for k, v in self.series.items()},
+            "trends": self.trends,
+            "drops": self.drops,
+        }
+
 
 def history(
     store: Store,
@@ -56,9 +66,16 @@ def history(
 
     A drop is flagged when a model's latest value is worse than the mean of its previous
     ``window`` values by more than ``threshold`` (relative).
+
+    Raises:
+        ValueError: an unknown ``metric``.
+        StoreError: ``model`` is given and the store has no episodes of it.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if model is not None and store.count(model=model) == 0:
+        known = ", ".join(sorted(store.stats()["by_model"])) or "none"
+        raise StoreError(f"no episodes for model {model!r} in {store.path} (models: {known})")
     read, higher = METRICS[metric]
     since = None if days is None else time.time() - days * 86400
     started = {s["id"]: s["started_at"] for s in store.sessions()}

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..envs.browser._session import STEP_ERROR_TYPES
+from ..envs.browser import STEP_ERROR_TYPES
 from ..store import Step
 from ._labels import action_target
 

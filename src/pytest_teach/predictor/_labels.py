@@ -59,7 +59,7 @@ def action_target(step: Step) -> tuple[str | None, str]:
 @functools.lru_cache(maxsize=2048)
 def _targets(snapshot: str) -> dict[str, tuple[str, str]]:
     """ref -> (role, name) of a snapshot; pages repeat across runs, so each is parsed once."""
-    from ..envs.browser._aria import parse_snapshot
+    from ..envs.browser import parse_snapshot
 
     return {n.ref: (n.role, n.name or n.text) for n in parse_snapshot(snapshot) if n.ref}
 

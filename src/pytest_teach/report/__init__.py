@@ -1,10 +1,23 @@
 """The HTML report: run summary, dataset balance, A/B verdict, per-scenario table, charts and
-failure details in one self-contained, offline file.
+failure details in one self-contained, offline file; and the store's counts and feedback as
+terminal text.
 
 Import it lazily (the pytest plugin does): it loads jinja2.
 """
 
 from ..redaction import REDACTED, redact
 from ._html import BALANCE_BAND, build_report, write_report
+from ._store import StoreReport, report_store
+from ._text import render_feedback, render_stats
 
-__all__ = ["BALANCE_BAND", "REDACTED", "build_report", "redact", "write_report"]
+__all__ = [
+    "BALANCE_BAND",
+    "REDACTED",
+    "StoreReport",
+    "build_report",
+    "redact",
+    "render_feedback",
+    "render_stats",
+    "report_store",
+    "write_report",
+]

@@ -23,14 +23,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..compare import summary_cells
 from ..redaction import redact
 from ._svg import Trusted, balance_bar, histogram, line_chart
 
 if TYPE_CHECKING:
     from jinja2 import Template
 
-    from ..compare._compare import Comparison, ModelSummary
-    from ..compare._history import History
+    from ..compare import Comparison, History, ModelSummary
     from ..store import Episode
 
 __all__ = ["BALANCE_BAND", "build_report", "write_report"]
@@ -347,19 +347,7 @@ def _balance(episodes: Sequence[Episode]) -> dict[str, Any]:
 
 
 def _model_row(arm: str, s: ModelSummary) -> list[str]:
-    return [
-        arm,
-        s.model,
-        str(s.n),
-        _fmt(None if s.success_rate is None else 100 * s.success_rate, ".1f"),
-        _fmt(s.mean_reward, ".3f"),
-        _fmt(s.mean_quality, ".2f"),
-        _fmt(s.latency_p50, ".1f"),
-        _fmt(s.latency_p95, ".1f"),
-        _fmt(s.tokens, ".0f"),
-        _fmt(s.mean_cost, ".4g"),
-        str(s.errors),
-    ]
+    return [arm, s.model, *summary_cells(s, missing=""), str(s.errors)]
 
 
 def _comparison(c: Comparison | None) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..agents._hf import HFChat
+from ..agents import HFChat
 from ..redaction import redact_logs
 from ._http import (
     DEFAULT_BODY_TIMEOUT,

@@ -1,6 +1,6 @@
 """The experience store: episodes, steps, labels, feedback and artifacts in one SQLite file."""
 
-from ._codec import EpisodeDataError, to_jsonable
+from ._codec import EpisodeDataError, dumps, to_jsonable
 from ._health import StoreCheck, check_store, describe_database_error
 from ._journal import Journal, replay
 from ._models import OUTCOMES, Episode, Feedback, Label, Step, entropy_of
@@ -23,6 +23,7 @@ __all__ = [
     "TableRecovery",
     "check_store",
     "describe_database_error",
+    "dumps",
     "entropy_of",
     "new_id",
     "open_store",

@@ -168,7 +168,7 @@ class Experiment:
         """A student playing ``model_dir`` (the experiment's student by default); its weights
         are dropped from memory on leaving."""
         from .._progress import no_progress_bars
-        from ..agents._hf import HFChat
+        from ..agents import HFChat
         from ..envs.minigrid import LMStudent
 
         chat = HFChat(str(model_dir or self.model_dir))
