@@ -18,10 +18,16 @@ from click.testing import CliRunner
 
 from pytest_teach import open_store
 from pytest_teach.cli import cli
-from pytest_teach.cli._record import record_cmd
 from pytest_teach.envs import browser as br
-from pytest_teach.envs.browser._aria import find, parse_snapshot
-from pytest_teach.envs.browser._demo import Demonstration, InteractiveRecorder, load_script
+from pytest_teach.envs.browser import (
+    Demonstration,
+    InteractiveRecorder,
+    ScriptError,
+    find,
+    load_script,
+    parse_snapshot,
+    record_to_store,
+)
 from pytest_teach.envs.browser.fixtures import VIEWPORT
 from pytest_teach.export import export
 
@@ -45,7 +51,7 @@ TASK = "Accept the cookies, then add one Blue Mug to the cart."
 
 
 def record(*args: str) -> object:
-    return CliRunner().invoke(record_cmd, list(args))
+    return CliRunner().invoke(cli, ["record", *args])
 
 
 @pytest.fixture
@@ -171,6 +177,44 @@ def test_script_target_missing_writes_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert 'script action #1: no button "Buy now" on /shop/index.html' in result.stderr
     assert not db.exists()
+
+
+def test_record_to_store_checks_before_writing(tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "experience.db"
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(ValueError, match=r"^no display for a browser window"):
+        record_to_store("shop", "t", db)
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"type": "hover", "ref": "e1"}]')
+    with pytest.raises(ScriptError, match="action #1: unknown action type 'hover'"):
+        record_to_store("shop", "t", db, headless=True, script=bad)
+    with pytest.raises(ScriptError, match="cannot import 'no_such_module_x'"):
+        record_to_store("shop", "t", db, headless=True, drive="no_such_module_x:person")
+    assert not db.exists()
+
+
+@needs_chromium
+def test_record_to_store_saves_a_scripted_demonstration(tmp_path: Path, script: Path) -> None:
+    db = tmp_path / "experience.db"
+    episode = record_to_store(
+        "shop", TASK, db, headless=True, script=script, start="/shop/index.html"
+    )
+    store = open_store(db)
+    (stored,) = store.episodes()
+    assert stored.id == episode.id and stored.params == {"site": "shop", "start": "index.html"}
+    (session,) = store.sessions()
+    assert session["id"] == stored.session_id and session["argv"][:4] == [
+        "teach",
+        "record",
+        "--site",
+        "shop",
+    ]
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps([{"type": "click", "role": "button", "name": "Buy now"}]))
+    with pytest.raises(ScriptError, match=r'^script action #1: no button "Buy now"'):
+        record_to_store("shop", TASK, db, headless=True, script=missing)
+    assert len(list(open_store(db).episodes())) == 1
 
 
 def test_load_script_accepts_refs_and_targets(tmp_path: Path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
 import click
 
 from ._common import DB_OPTION, TeachCommand, fail
@@ -74,7 +71,8 @@ def record_cmd(
           page.keyboard.type("blue mug")
           yield
     """
-    from ..envs.browser._server import SITES
+    from ..envs.browser import SITES, record_to_store
+    from ..errors import InfrastructureError
 
     if site not in SITES:
         fail(f"--site {site!r}: unknown site; choose one of {', '.join(SITES)}")
@@ -87,22 +85,21 @@ def record_cmd(
             "--headless needs --script FILE (or --drive MODULE:FUNCTION): nobody can click in "
             "a browser without a window"
         )
-    start = start.lstrip("/")
-    if start.startswith(f"{site}/"):
-        start = start[len(site) + 1 :]
-    from ..envs.browser._demo import ScriptError, load_driver, load_script
-
     try:
-        steps = load_script(script) if script else None
-        driver = load_driver(drive) if drive else None
-    except ScriptError as exc:
-        fail(str(exc))
-    if not headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        fail(
-            "no display for a browser window (DISPLAY is not set); use --headless --script "
-            "FILE, or run under Xvfb (xvfb-run teach record ...)"
+        episode = record_to_store(
+            site,
+            task.strip(),
+            db,
+            headless=headless,
+            script=script,
+            drive=drive,
+            start=start,
+            announce=_announce,
+            note=lambda line: click.echo(line, err=True),
         )
-    _record(site, task.strip(), db, headless=headless, steps=steps, driver=driver, start=start)
+    except (ValueError, InfrastructureError) as exc:
+        fail(str(exc))
+    click.echo(episode.id)
 
 
 def _announce(url: str) -> None:
@@ -111,68 +108,3 @@ def _announce(url: str) -> None:
         "then close its window (or press Ctrl+C here) to save",
         err=True,
     )
-
-
-def _record(
-    site: str,
-    task: str,
-    db: str,
-    *,
-    headless: bool,
-    steps: list[dict] | None,
-    driver: Any,
-    start: str,
-) -> None:
-    from .. import __version__
-    from ..envs.browser import NO_CHROMIUM, find_chromium
-    from ..envs.browser._demo import ScriptError, record_demonstration
-    from ..errors import InfrastructureError
-    from ..store import new_id, open_store
-
-    executable = find_chromium()
-    if executable is None:
-        fail(NO_CHROMIUM)
-    source = "script" if steps is not None else "driver" if driver is not None else "person"
-    try:
-        demo, recorder = record_demonstration(
-            site,
-            task,
-            executable=executable,
-            headless=headless,
-            steps=steps,
-            driver=driver,
-            start=start,
-            announce=None if driver is not None else _announce,
-        )
-    except ScriptError as exc:
-        fail(f"script {exc}")
-    except InfrastructureError as exc:
-        fail(str(exc))
-    if recorder is not None and recorder.unresolved:
-        click.echo(
-            f"note: {recorder.unresolved} action(s) kept their role and name "
-            "because no element of the snapshot matched them",
-            err=True,
-        )
-    if demo.steps <= 1:
-        fail("nothing was recorded: no action was taken in the browser")
-    session_id = new_id()
-    episode = demo.build(episode_id=new_id(), site=site, start=start, source=source,
-                         session_id=session_id)  # fmt: skip
-    store = open_store(db, create=True)
-    try:
-        store.start_session(
-            session_id,
-            argv=["teach", "record", "--site", site, "--task", task],
-            version=__version__,
-            git_commit=None,
-            rootdir=os.getcwd(),
-        )
-        refs = [
-            store.save_artifact_file(data, media) for data, media in demo.recorder.blobs.values()
-        ]
-        store.write_episode(episode, refs)
-        store.finish_session(session_id, 0)
-    finally:
-        store.close()
-    click.echo(episode.id)

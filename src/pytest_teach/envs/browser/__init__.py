@@ -4,7 +4,8 @@ Three bundled sites (``shop``, ``docs``, ``booking``) are served from ``sites/``
 :class:`SiteServer`. An agent sees a page as its accessibility snapshot and acts on elements by
 the ``ref`` they carry there (:class:`BrowserSession`); :data:`TASKS` are the goals, each checked
 against the page's own state; :func:`run_task` runs one task under a policy (see
-:func:`browser_policy_for`) and records it as an episode.
+:func:`browser_policy_for`) and records it as an episode. :func:`record_to_store` records a
+person's (or a script's) demonstration on a site into the experience store.
 
 The names below are loaded on first use, so ``import pytest_teach.envs.browser`` (and the
 fixtures module) costs next to nothing; Playwright itself is imported only when a browser is
@@ -28,6 +29,8 @@ _EXPORTS = {
         "build_messages",
     ),
     "_aria": ("find", "parse_snapshot", "resolve_action"),
+    "_demo": ("Demonstration", "InteractiveRecorder", "ScriptError", "load_driver", "load_script"),
+    "_record": ("record_to_store",),
     "_runner": ("TaskResult", "run_task"),
     "_server": ("SITES", "SITES_DIR", "SiteServer"),
     "_session": (
@@ -51,6 +54,8 @@ __all__ = [
     "BrowserPolicy",
     "BrowserSession",
     "Decision",
+    "Demonstration",
+    "InteractiveRecorder",
     "LLMPolicy",
     "LaunchedBrowser",
     "NO_CHROMIUM",
@@ -60,6 +65,7 @@ __all__ = [
     "SITES",
     "SITES_DIR",
     "STEP_ERROR_TYPES",
+    "ScriptError",
     "SiteServer",
     "TASKS",
     "TASKS_BY_ID",
@@ -71,8 +77,11 @@ __all__ = [
     "find",
     "find_chromium",
     "launch_browser",
+    "load_driver",
+    "load_script",
     "parse_action",
     "parse_snapshot",
+    "record_to_store",
     "resolve_action",
     "run_task",
     "step_error",
@@ -94,6 +103,8 @@ if TYPE_CHECKING:
         build_messages,
     )
     from ._aria import find, parse_snapshot, resolve_action
+    from ._demo import Demonstration, InteractiveRecorder, ScriptError, load_driver, load_script
+    from ._record import record_to_store
     from ._runner import TaskResult, run_task
     from ._server import SITES, SITES_DIR, SiteServer
     from ._session import (
