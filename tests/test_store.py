@@ -111,3 +111,24 @@ def test_scenario_glob_treats_brackets_literally(tmp_path: Path) -> None:
     ]
     assert store.count(scenario="tool_selection[*]") == 2
     assert store.count(scenario="tool_selection?") == 1
+
+
+def test_a_damaged_header_is_told_from_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.db"
+    store = open_store(damaged, create=True)
+    _write(store, "kept", "success")
+    store.close()
+    data = bytearray(damaged.read_bytes())
+    data[16:24] = b"\xff" * 8  # the page size and format bytes of the SQLite header
+    damaged.write_bytes(bytes(data))
+    text = tmp_path / "notes.db"
+    text.write_text("not sqlite at all\n" * 100)
+    for create in (False, True):
+        with pytest.raises(StoreError) as refused:
+            open_store(damaged, create=create)
+        assert str(refused.value).startswith(f"{damaged} is damaged (file is not a database)")
+        assert f"teach store recover --db {damaged} -o NEW.db" in str(refused.value)
+        with pytest.raises(StoreError) as refused:
+            open_store(text, create=create)
+        assert str(refused.value) == f"{text} is not a pytest-teach store (file is not a database)"
+    assert bytes(data) == damaged.read_bytes()
