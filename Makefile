@@ -1,6 +1,6 @@
 # pytest-teach: the README's two commands.
 #   make demo   set up if needed, run the bundled scenario suites with collection on, print stats
-#   make test   set up if needed, run the project's test suite
+#   make test   set up if needed, build the docs (warnings as errors), run the project's test suite
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -45,7 +45,7 @@ demo: setup
 	@echo "      $(TEACH) export --db $(DEMO_DB) --format stories -o reports/demo-stories"
 	@echo "      open $(DEMO_REPORT)"
 
-test: setup
+test: setup docs
 	@echo "== e2e_trainer with no trainer: a clean skip with the reason"
 	@mkdir -p .teach
 	env -u TEACH_TRAINER_URL $(PY) -m pytest tests/test_e2e_trainer.py -q -p no:cacheprovider \
@@ -60,9 +60,10 @@ lint: setup
 	$(VENV)/bin/ruff check src tests scenarios benchmarks
 	$(VENV)/bin/ruff format --check src tests scenarios benchmarks
 
-# the manual (docs/), warnings as errors; the CLI reference is generated from the click commands
+# the manual (docs/), warnings as errors; the CLI reference is generated from the click commands,
+# so -E rereads every page (an incremental build would keep a stale reference)
 docs: setup
-	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -q -E -W --keep-going -b html docs docs/_build/html
 	@echo "docs: docs/_build/html/index.html"
 
 bench: setup
