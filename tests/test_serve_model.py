@@ -171,17 +171,9 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def serve_command(model_dir: Path, port: int, *extra: str) -> list[str]:
-    """`teach serve-model` through the CLI group if registered, else the command itself."""
-    from pytest_teach.cli import cli
-
+    """`teach serve-model` on ``model_dir`` as a command line."""
     args = ["serve-model", str(model_dir), "--host", "127.0.0.1", "--port", str(port), *extra]
-    if "serve-model" in cli.commands:
-        return [sys.executable, "-m", "pytest_teach.cli", *args]
-    code = (
-        "import sys; from pytest_teach.cli._serve import serve_model_cmd; "
-        "serve_model_cmd.main(sys.argv[1:], prog_name='teach serve-model')"
-    )
-    return [sys.executable, "-c", code, *args[1:]]
+    return [sys.executable, "-m", "pytest_teach.cli", *args]
 
 
 @pytest.fixture(scope="module")
@@ -350,22 +342,21 @@ def test_connection_refused(monkeypatch) -> None:
 def test_serve_model_cli_errors(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from pytest_teach.cli._serve import serve_model_cmd
+    from pytest_teach.cli import cli
 
     runner = CliRunner()
-    result = runner.invoke(
-        serve_model_cmd, [str(tmp_path / "missing")], prog_name="teach serve-model"
-    )
+    result = runner.invoke(cli, ["serve-model", str(tmp_path / "missing")])
     assert result.exit_code != 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "does not exist" in lines[0], result.output
+    assert lines[0].startswith("teach serve-model: error: ")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json")
-    result = runner.invoke(serve_model_cmd, [str(tmp_path / "broken")])
+    result = runner.invoke(cli, ["serve-model", str(tmp_path / "broken")])
     assert result.exit_code != 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "cannot load model" in lines[0], result.output
-    assert runner.invoke(serve_model_cmd, ["--help"]).exit_code == 0
+    assert runner.invoke(cli, ["serve-model", "--help"]).exit_code == 0
 
 
 # -- scenarios end to end ----------------------------------------------------------------------
