@@ -241,19 +241,31 @@ def test_the_readme_is_a_short_front_door() -> None:
     )
 
 
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
 def test_the_readme_links_into_the_manual_and_every_link_resolves() -> None:
     text = README.read_text(encoding="utf-8")
+    headings = {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
     local = [link for link in _LINK.findall(text) if "://" not in link]
     for link in local:
-        target = REPO / link.split("#", 1)[0]
-        assert target.is_file(), f"README.md links to {link}, which does not exist"
-    linked = {(REPO / link.split("#", 1)[0]).resolve() for link in local}
+        path, _, anchor = link.partition("#")
+        if not path:
+            assert anchor in headings, f"README.md links to {link}, a heading it does not have"
+            continue
+        assert (REPO / path).is_file(), f"README.md links to {link}, which does not exist"
+    linked = {
+        (REPO / link.split("#", 1)[0]).resolve() for link in local if not link.startswith("#")
+    }
     for page in ("research/intervention-predictor.md", "research/teachable-moments.md", "cli.md"):
         assert (DOCS / page).resolve() in linked, f"README.md does not link to docs/{page}"
 
 
 def test_the_readme_layout_names_every_package() -> None:
     text = README.read_text(encoding="utf-8")
+    assert "## Layout" in text, "README.md has no '## Layout' section"
     layout = text[text.index("## Layout") :]
     packages = sorted(
         p.name for p in (REPO / "src" / "pytest_teach").iterdir() if (p / "__init__.py").is_file()
