@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from pytest_teach.agents import (
-    CHAT_PROVIDERS,
     PROVIDERS,
     Agent,
     CachedChat,
@@ -27,6 +26,8 @@ from pytest_teach.agents import (
     OpenAIChat,
     ReplayChat,
     chat_model,
+    check_model_spec,
+    model_provider,
     parse_model_spec,
 )
 from pytest_teach.agents._cache import cache_key
@@ -128,8 +129,11 @@ def test_missing_price_file_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_registry_and_spec_errors(tmp_path: Path) -> None:
-    assert dict(CHAT_PROVIDERS) == {"openai": OpenAIChat, "hf": HFChat, "replay": ReplayChat}
-    assert PROVIDERS == ("scripted", "openai", "hf", "replay")
+    assert list(PROVIDERS) == ["scripted", "openai", "hf", "replay"]
+    chat = {name: p.load() for name, p in PROVIDERS.items() if p.chat}
+    assert chat == {"openai": OpenAIChat, "hf": HFChat, "replay": ReplayChat}
+    with pytest.raises(ValueError, match="no chat model"):
+        PROVIDERS["scripted"].load()
     assert isinstance(chat_model("openai:gpt-4o-mini"), OpenAIChat)
     assert chat_model(parse_model_spec("openai:gpt-4o-mini")).spec == "openai:gpt-4o-mini"
     with pytest.raises(ValueError, match="scripted agents come from the scenario family"):
@@ -448,3 +452,63 @@ def test_agents_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_registry_loads_a_provider_only_when_a_spec_names_it() -> None:
+    code = (
+        "import sys\n"
+        "import pytest_teach.agents as agents\n"
+        "mods = ('_hf', '_openai', '_replay', '_cache')\n"
+        "before = [m for m in mods if 'pytest_teach.agents.' + m in sys.modules]\n"
+        "agents.chat_model('replay:@pool')\n"
+        "after = [m for m in mods if 'pytest_teach.agents.' + m in sys.modules]\n"
+        "print(before, after)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] ['_replay']", out.stdout + out.stderr
+
+
+def test_chat_module_imports_no_provider() -> None:
+    """The providers import ``_chat``; ``_chat`` finds them through the registry, so there is
+    no cycle, and each provider module imports on its own."""
+    import grimp
+
+    graph = grimp.build_graph("pytest_teach")
+    for provider in ("_hf", "_openai", "_replay"):
+        module = f"pytest_teach.agents.{provider}"
+        assert graph.direct_import_exists(importer=module, imported="pytest_teach.agents._chat")
+        assert not graph.direct_import_exists(importer="pytest_teach.agents._chat", imported=module)
+        code = f"import {module} as m; print(m.__name__)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+
+
+def test_model_provider_registers_a_lazy_provider() -> None:
+    class EchoChat(ChatModel):
+        def __init__(self, name: str) -> None:
+            self.spec = f"echo:{name}"
+
+        def complete(self, messages, **kwargs):  # type: ignore[no-untyped-def]
+            return Completion(messages[-1]["content"])
+
+    loaded: list[str] = []
+
+    @model_provider("echo")
+    def _echo() -> type[ChatModel]:
+        loaded.append("echo")
+        return EchoChat
+
+    try:
+        assert loaded == []  # registering imports nothing
+        assert check_model_spec("echo:x").provider == "echo"
+        model = chat_model("echo:x")
+        assert (
+            isinstance(model, EchoChat) and model.complete(MESSAGES).text == MESSAGES[-1]["content"]
+        )
+        assert loaded == ["echo"]
+    finally:
+        del PROVIDERS["echo"]
+    with pytest.raises(ModelSpecError, match="unknown provider 'echo'"):
+        parse_model_spec("echo:x")
+    with pytest.raises(ValueError, match="provider name"):
+        model_provider("has:colon")

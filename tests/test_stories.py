@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from pytest_teach import open_store
+from pytest_teach.agents import POOL_SLOT as SLOT
 from pytest_teach.agents import Agent, ModelCallError, parse_model_spec
-from pytest_teach.agents._replay import SLOT
 from pytest_teach.cli import cli
 from pytest_teach.envs import browser as br
 from pytest_teach.envs import stories as st

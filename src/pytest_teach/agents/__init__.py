@@ -3,20 +3,18 @@
 A spec is ``PROVIDER:NAME``. ``scripted`` agents are the deterministic or seeded-noisy baselines
 that ship with each scenario family; each family turns an :class:`Agent` into its own policy.
 ``openai:MODEL``, ``hf:PATH[+ADAPTER]`` and ``replay:FILE`` specs become :class:`ChatModel`
-providers through :func:`chat_model` (registry :data:`CHAT_PROVIDERS`), or ``agent.chat()``.
-:func:`check_model_spec` checks a spec before a run; :func:`register_scripted` declares the
-scripted baselines of a family of one's own. Importing this package stays light: the
-``openai`` client, ``torch`` and ``transformers`` load on a provider's first call.
+providers through :func:`chat_model`, or ``agent.chat()``. :data:`PROVIDERS` maps each prefix
+to where its class lives (:func:`model_provider` adds one), so nothing is imported before a spec
+names it. :func:`check_model_spec` checks a spec before a run; :func:`register_scripted`
+declares the scripted baselines of a family of one's own. Importing this package stays light:
+the providers' modules load when a spec names them, and the ``openai`` client, ``torch`` and
+``transformers`` on a provider's first call.
 """
 
-from ._cache import CachedChat
-from ._chat import PROVIDERS as CHAT_PROVIDERS
+from .._lazy import lazy_exports
 from ._chat import ChatModel, Completion, ModelCallError, chat_model
-from ._hf import HFChat
-from ._openai import OpenAIChat
-from ._replay import ReplayChat
+from ._providers import PROVIDERS, Provider, model_provider
 from ._spec import (
-    PROVIDERS,
     SCRIPTED_AGENTS,
     Agent,
     ModelSpec,
@@ -28,7 +26,8 @@ from ._spec import (
 )
 
 __all__ = [
-    "CHAT_PROVIDERS",
+    "POOL_NAME",
+    "POOL_SLOT",
     "PROVIDERS",
     "SCRIPTED_AGENTS",
     "Agent",
@@ -40,10 +39,26 @@ __all__ = [
     "ModelSpec",
     "ModelSpecError",
     "OpenAIChat",
+    "PromptCaptured",
+    "Provider",
     "ReplayChat",
+    "ReplaySlot",
     "chat_model",
     "check_model_spec",
+    "model_provider",
     "parse_model_spec",
     "register_scripted",
+    "resolve_hf_model",
+    "resolve_hf_model",
     "scripted_names",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "_cache": ("CachedChat",),
+        "_hf": ("HFChat", "resolve_hf_model"),
+        "_openai": ("OpenAIChat",),
+        "_replay": ("POOL_NAME", "POOL_SLOT", "PromptCaptured", "ReplayChat", "ReplaySlot"),
+    },
+)

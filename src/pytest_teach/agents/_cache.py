@@ -7,14 +7,13 @@ temperature, valid_actions)``; it lives at ``CACHE_DIR/ab/abcdef....json``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import fields
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from .._util import atomic_write_text
 from ._chat import ChatModel, Completion, ModelCallError
 
 __all__ = ["DEFAULT_CACHE_DIR", "CachedChat", "cache_key"]
@@ -143,14 +142,4 @@ class CachedChat(ChatModel):
             "spec": self.spec,
             "completion": {**completion.to_dict(), "cached": False},
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:12]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle, ensure_ascii=False, indent=1, allow_nan=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(entry, ensure_ascii=False, indent=1, allow_nan=False))

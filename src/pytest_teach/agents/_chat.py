@@ -1,7 +1,8 @@
-"""Chat-model providers behind ``openai:`` and ``hf:`` specs, and the registry that builds them.
+"""The chat-model interface behind ``openai:``, ``hf:`` and ``replay:`` specs, and
+:func:`chat_model`, which builds one through the provider registry (:data:`PROVIDERS`).
 
-Nothing heavy is imported here: the ``openai`` client, ``torch`` and ``transformers`` are loaded
-by the providers on first use, so ``import pytest_teach.agents`` stays cheap.
+Nothing heavy is imported here: a provider's module is imported when a spec first names it, and
+the ``openai`` client, ``torch`` and ``transformers`` on its first call.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InfrastructureError
+from ._providers import PROVIDERS
 from ._spec import ModelSpec, parse_model_spec
 
 __all__ = [
     "CACHE_MODES",
     "MODEL_CALL_ERROR_KINDS",
-    "PROVIDERS",
     "ChatModel",
     "Completion",
     "ModelCallError",
@@ -139,26 +140,12 @@ def chat_model(
             "(for example pytest_teach.envs.tool_selection.planner_for), not from chat_model()"
         )
     provider = PROVIDERS.get(parsed.provider)
-    if provider is None:
-        raise ValueError(
-            f"no chat provider for {parsed}; chat providers: {', '.join(sorted(PROVIDERS))}"
-        )
-    model = provider.from_spec(parsed)
+    if provider is None or not provider.chat:
+        chat = sorted(name for name, p in PROVIDERS.items() if p.chat)
+        raise ValueError(f"no chat provider for {parsed}; chat providers: {', '.join(chat)}")
+    model = provider.load().from_spec(parsed)
     if cache == "off":
         return model
     from ._cache import CachedChat
 
     return CachedChat(model, cache, cache_dir)
-
-
-# The providers import ChatModel/Completion/ModelCallError from this module, so they come last.
-from ._hf import HFChat  # noqa: E402
-from ._openai import OpenAIChat  # noqa: E402
-from ._replay import ReplayChat  # noqa: E402
-
-#: Chat providers by spec prefix. ``scripted`` agents are per scenario family, not here.
-PROVIDERS: dict[str, type[ChatModel]] = {
-    "openai": OpenAIChat,
-    "hf": HFChat,
-    "replay": ReplayChat,
-}

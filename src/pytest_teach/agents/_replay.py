@@ -18,7 +18,7 @@ from typing import Any
 from ._chat import ChatModel, Completion, ModelCallError
 from ._spec import ModelSpec
 
-__all__ = ["POOL_NAME", "PromptCaptured", "ReplayChat", "ReplaySlot", "SLOT"]
+__all__ = ["POOL_NAME", "POOL_SLOT", "PromptCaptured", "ReplayChat", "ReplaySlot"]
 
 #: The ``replay:`` name that reads the reward pool's slot instead of a file.
 POOL_NAME = "@pool"
@@ -50,7 +50,7 @@ class ReplaySlot:
 
 
 #: The process-wide slot ``replay:@pool`` reads.
-SLOT = ReplaySlot()
+POOL_SLOT = ReplaySlot()
 
 
 class ReplayChat(ChatModel):
@@ -89,7 +89,7 @@ class ReplayChat(ChatModel):
         if self._text is not None:
             text = self._text
         else:
-            slot = SLOT
+            slot = POOL_SLOT
             slot.calls += 1
             if slot.capture:
                 slot.request = {

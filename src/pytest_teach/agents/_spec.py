@@ -8,15 +8,15 @@ baseline, an existing ``hf:`` directory (a hub id passes: only the hub can tell)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._util import NOISY_PREFIX, noise_level
+from ._providers import PROVIDERS
+
 if TYPE_CHECKING:
     from ._chat import ChatModel
-
-PROVIDERS = ("scripted", "openai", "hf", "replay")
 
 #: The scripted baselines of each bundled scenario family (``noisy-P``: any ``P`` in [0, 1]).
 #: Each family builds its own policy from these names; :func:`register_scripted` adds a family.
@@ -26,7 +26,6 @@ SCRIPTED_AGENTS: dict[str, tuple[str, ...]] = {
     "minigrid": ("oracle", "noisy-P"),
     "stories": ("accessible", "div-soup"),
 }
-_NOISY = "noisy-"
 
 
 class ModelSpecError(ValueError):
@@ -82,17 +81,11 @@ def _check_scripted(name: str) -> None:
     names = scripted_names()
     if name in names:
         return
-    if name.startswith(_NOISY) and f"{_NOISY}P" in names:
-        raw = name[len(_NOISY) :]
+    if name.startswith(NOISY_PREFIX) and f"{NOISY_PREFIX}P" in names:
         try:
-            p = float(raw)
-        except ValueError:
-            p = math.nan
-        if not 0.0 <= p <= 1.0:
-            raise ModelSpecError(
-                f"model spec scripted:{name}: bad noise level {raw!r}; P in scripted:noisy-P "
-                "must be a number in [0, 1] (for example scripted:noisy-0.3)"
-            )
+            noise_level(name)
+        except ValueError as exc:
+            raise ModelSpecError(f"model spec {exc}") from None
         return
     raise ModelSpecError(
         f"model spec scripted:{name}: no scenario family has a scripted agent {name!r}; "

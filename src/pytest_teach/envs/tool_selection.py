@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._util import noise_level
 from ..reward import Reward
 
 if TYPE_CHECKING:
@@ -910,17 +911,8 @@ def scripted_planner(name: str, seed: int = 0) -> ScriptedPlanner:
         return OraclePlanner()
     if name == "keyword":
         return KeywordPlanner()
-    if isinstance(name, str) and name.startswith("noisy-"):
-        raw = name[len("noisy-") :]
-        try:
-            p = float(raw)
-        except ValueError:
-            p = float("nan")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(
-                f"bad noise level {raw!r} in scripted planner {name!r}: P must be a number in "
-                f"[0, 1]; valid names: {valid}"
-            )
+    p = noise_level(name)
+    if p is not None:
         return NoisyPlanner(p, seed=seed)
     raise ValueError(f"unknown scripted planner {name!r}; valid names: {valid}")
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .._util import (
+    NothingWritten,
+    WriteError,
+    atomic_write_dir,
+    atomic_write_lines,
+    atomic_write_text,
+    json_line,
+)
 from ..redaction import redact_value
 from ..store import Episode
 from ._steps import Message, corrections, prompt_of, reply_of, text_of, verdict
@@ -24,7 +30,11 @@ __all__ = [
     "ExportResult",
     "Exporter",
     "NothingToExport",
+    "atomic_write_dir",
+    "atomic_write_lines",
     "atomic_write_text",
+    "json_line",
+    "writing",
 ]
 
 
@@ -46,82 +56,16 @@ class ExportResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-_LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def _dump_line(row: dict[str, Any]) -> str:
-    """One JSON Lines row. Unicode stays readable, but the characters that ``str.splitlines``
-    and some JSONL readers treat as line breaks are escaped."""
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":")).translate(_LINE_BREAKS) + "\n"
-
-
-def _temp_beside(target: Path, *, directory: bool = False) -> Path:
-    parent = target.parent
+@contextmanager
+def writing() -> Iterator[None]:
+    """Around an atomic write: its errors become the export's own (:class:`NothingToExport`,
+    :class:`ExportError`)."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        if directory:
-            return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-        os.close(fd)
-        return Path(name)
-    except OSError as exc:
-        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
-
-
-def atomic_write_lines(target: Path, lines: Iterable[str], *, allow_empty: bool = True) -> int:
-    """Write ``lines`` to a temporary file beside ``target``, then rename it into place.
-
-    Raises:
-        NothingToExport: there were no lines and ``allow_empty`` is false (``target`` is left
-            as it was).
-    """
-    if target.is_dir():
-        raise ExportError(f"cannot write {target}: it is a directory")
-    tmp = _temp_beside(target)
-    count = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            for line in lines:
-                fh.write(line)
-                count += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        if count == 0 and not allow_empty:
-            raise NothingToExport(f"nothing written to {target}")
-        os.replace(tmp, target)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
-        raise
-    return count
-
-
-def atomic_write_text(target: Path, text: str) -> None:
-    """Write ``text`` to ``target`` atomically."""
-    atomic_write_lines(target, [text])
-
-
-def atomic_write_dir(target: Path, files: dict[str, str]) -> None:
-    """Write a directory of text files; the old directory is replaced only once all are written."""
-    if target.exists() and not target.is_dir():
-        raise ExportError(f"cannot write {target}: it exists and is not a directory")
-    tmp = _temp_beside(target, directory=True)
-    old: Path | None = None
-    try:
-        for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.time_ns()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not target.exists():
-            os.replace(old, target)
-        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        yield
+    except NothingWritten as exc:
+        raise NothingToExport(str(exc)) from None
+    except WriteError as exc:
+        raise ExportError(str(exc)) from None
 
 
 class Exporter(ABC):
@@ -150,8 +94,9 @@ class Exporter(ABC):
         Raises:
             NothingToExport: no rows and ``allow_empty`` is false; ``out`` is left as it was.
         """
-        rows = (_dump_line(r) for r in self.rows(episodes))
-        count = atomic_write_lines(out, rows, allow_empty=allow_empty)
+        rows = (json_line(r) for r in self.rows(episodes))
+        with writing():
+            count = atomic_write_lines(out, rows, allow_empty=allow_empty)
         return ExportResult(self.name, out, count)
 
 
@@ -369,14 +314,15 @@ class InterventionsExporter(Exporter):
         def dump(value: Any) -> str:
             return json.dumps(value, ensure_ascii=False, indent=1) + "\n"
 
-        atomic_write_dir(
-            out,
-            {
-                "interventions.json": dump(interventions),
-                "successes.json": dump(successes),
-                "manifest.json": dump(manifest),
-            },
-        )
+        with writing():
+            atomic_write_dir(
+                out,
+                {
+                    "interventions.json": dump(interventions),
+                    "successes.json": dump(successes),
+                    "manifest.json": dump(manifest),
+                },
+            )
         return ExportResult(self.name, out, total, {"manifest": manifest})
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Episode
-from ._formats import Exporter, ExportResult, NothingToExport, _dump_line, atomic_write_dir
+from ._formats import (
+    Exporter,
+    ExportResult,
+    NothingToExport,
+    atomic_write_dir,
+    json_line,
+    writing,
+)
 from ._steps import Message, prompt_of, reply_of
 
 __all__ = ["MIN_REWARD_GAP", "StoriesExporter"]
@@ -126,14 +133,15 @@ class StoriesExporter(Exporter):
             "min_reward_gap": MIN_REWARD_GAP,
             "sources": {"models": dict(models), **context},
         }
-        atomic_write_dir(
-            out,
-            {
-                "trajectories.jsonl": "".join(_dump_line(row) for row in trajectories),
-                "dpo-preferences.jsonl": "".join(_dump_line(pair) for pair in pairs),
-                "manifest.json": json.dumps(manifest, ensure_ascii=False, indent=1) + "\n",
-            },
-        )
+        with writing():
+            atomic_write_dir(
+                out,
+                {
+                    "trajectories.jsonl": "".join(json_line(row) for row in trajectories),
+                    "dpo-preferences.jsonl": "".join(json_line(pair) for pair in pairs),
+                    "manifest.json": json.dumps(manifest, ensure_ascii=False, indent=1) + "\n",
+                },
+            )
         return ExportResult(
             self.name, out, len(trajectories), {"pairs": len(pairs), "manifest": manifest}
         )

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from ..agents._replay import SLOT, PromptCaptured
+from ..agents import POOL_SLOT, PromptCaptured
 from ..errors import InfrastructureError
 from ..recorder import EpisodeRecorder
 
@@ -182,11 +182,11 @@ class ServePlugin:
             self._activate(item)
         except _SetupFailed as exc:
             return ("none", str(exc))
-        SLOT.arm(None, capture=True)
+        POOL_SLOT.arm(None, capture=True)
         try:
             self._run(item, EpisodeRecorder(enabled=True))
         except PromptCaptured:
-            return ("ok", SLOT.request)
+            return ("ok", POOL_SLOT.request)
         except SystemExit as exc:
             return ("none", f"crashed (exit {_exit_code(exc)}) before calling the model")
         except BaseException as exc:  # noqa: BLE001
@@ -194,7 +194,7 @@ class ServePlugin:
                 raise
             return ("none", f"the test stopped before calling the model: {_short(exc)}")
         finally:
-            SLOT.arm(None)
+            POOL_SLOT.arm(None)
         return ("none", "the test never called the model (does it use the `agent` fixture?)")
 
     def _score(self, nodeid: str, completion: str, timeout: float | None) -> tuple[str, Any]:
@@ -207,7 +207,7 @@ class ServePlugin:
         except _SetupFailed as exc:
             return ("ok", _result(None, "error", str(exc), start))
         recorder = EpisodeRecorder(enabled=True)
-        SLOT.arm(completion)
+        POOL_SLOT.arm(completion)
         outcome, reason = "passed", None
         try:
             with _deadline(timeout):
@@ -226,7 +226,7 @@ class ServePlugin:
         except Exception as exc:  # noqa: BLE001 - a check's exception gives None, not 0
             return ("ok", _result(None, "error", _short(exc), start))
         finally:
-            SLOT.arm(None)
+            POOL_SLOT.arm(None)
         if recorder.rewards is not None:
             value, components = recorder.rewards
         else:

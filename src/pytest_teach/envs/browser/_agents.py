@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..._util import noise_level
 from ._aria import parse_snapshot, resolve_action
 from ._session import ACTION_TYPES, Observation, parse_action, step_error
 
@@ -347,16 +348,8 @@ def browser_policy_for(agent: Agent, task: Task, *, seed: int = 0) -> BrowserPol
         name = agent.name
         if name == "oracle":
             return OraclePolicy(task)
-        if name.startswith("noisy-"):
-            raw = name[len("noisy-") :]
-            try:
-                p = float(raw)
-            except ValueError:
-                p = float("nan")
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(
-                    f"bad noise level {raw!r} in scripted:{name}: P must be a number in [0, 1]"
-                )
+        p = noise_level(name)
+        if p is not None:
             return NoisyOraclePolicy(task, p, seed=seed)
         raise ValueError(
             f"unknown scripted browser policy {name!r}; use scripted:oracle or scripted:noisy-P"

@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..._util import noise_level
 from ...errors import InfrastructureError
 from ._actions import ACTIONS, ActionParseError, parse_action
 
@@ -43,7 +44,6 @@ __all__ = [
     "ScriptedStudent",
     "Student",
     "build_messages",
-    "parse_noise",
     "student_for",
 ]
 
@@ -314,25 +314,6 @@ class LMStudent(Student):
         return decision
 
 
-def parse_noise(name: str) -> float:
-    """``P`` of a ``noisy-P`` name, checked to be a number in [0, 1].
-
-    Raises:
-        ValueError: not ``noisy-P``, or ``P`` out of range.
-    """
-    raw = name[len("noisy-") :] if name.startswith("noisy-") else ""
-    try:
-        p = float(raw)
-    except ValueError:
-        p = float("nan")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(
-            f"bad noise level {raw!r} in scripted:{name}: P must be a number in [0, 1] "
-            "(e.g. scripted:noisy-0.3)"
-        )
-    return p
-
-
 def student_for(
     agent: Agent | str, *, cache: str = "off", cache_dir: str | None = None, seed: int = 0
 ) -> Student:
@@ -348,8 +329,9 @@ def student_for(
     if agent.provider == "scripted":
         if agent.name == "oracle":
             return OracleStudent()
-        if agent.name.startswith("noisy-"):
-            return NoisyStudent(parse_noise(agent.name), seed=agent.seed)
+        p = noise_level(agent.name)
+        if p is not None:
+            return NoisyStudent(p, seed=agent.seed)
         raise ValueError(
             f"unknown scripted gridworld student {agent.name!r}; use scripted:oracle or "
             "scripted:noisy-P"
