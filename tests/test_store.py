@@ -101,6 +101,85 @@ def test_episode_filters(tmp_path: Path) -> None:
         store.count(label="maybe")
 
 
+def test_one_episode_filter_behind_episodes_count_and_stats(tmp_path: Path) -> None:
+    from pytest_teach.store import EpisodeFilter
+
+    store = open_store(tmp_path / "s.db", create=True)
+    _write(store, "weather-1", "success", model="m:a", category="info")
+    _write(store, "weather-2", "intervention", model="m:b", category="info")
+    _write(store, "email-1", "error", model="m:a")
+    chosen = {"model": "m:a", "include_errors": False}
+    assert [e.scenario for e in store.episodes(**chosen)] == ["weather-1"]
+    assert store.count(**chosen) == 1
+    assert store.stats(**chosen)["episodes"] == 1
+    assert EpisodeFilter(**chosen).where_clause() == (
+        "WHERE model IN (?) AND outcome != 'error'",
+        ["m:a"],
+    )
+    assert EpisodeFilter().where_clause() == ("", [])
+    for method in (store.episodes, store.count, store.stats):
+        with pytest.raises(TypeError, match="'colour'"):
+            method(colour="red")  # at the call, before any row is read
+    with pytest.raises(StoreError, match="not a date"):
+        store.episodes(since="yesterday-ish")
+
+
+def _job_row(job_id: str, agent: str, created_at: float) -> dict:
+    return {
+        "id": job_id,
+        "agent": agent,
+        "scope": "{}",
+        "strategy": "from_feedback",
+        "status": "created",
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+
+
+def test_record_tables_are_read_and_written_through_store_methods(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.db", create=True)
+    store.insert_record("improvement_jobs", _job_row("abcd0001", "planner", 1.0))
+    store.insert_record("improvement_jobs", _job_row("abcd0002", "planner", 2.0))
+    store.insert_record("improvement_jobs", _job_row("ffff0001", "browser", 3.0))
+    assert store.get_record("improvement_jobs", "abcd0001")["agent"] == "planner"
+    assert store.get_record("improvement_jobs", "nope") is None
+    assert [r["id"] for r in store.list_records("improvement_jobs")] == [
+        "ffff0001",
+        "abcd0002",
+        "abcd0001",
+    ]
+    assert [r["id"] for r in store.list_records("improvement_jobs", agent="planner")] == [
+        "abcd0002",
+        "abcd0001",
+    ]
+    assert store.match_record_ids("improvement_jobs", "abcd0001") == ["abcd0001"]
+    assert store.match_record_ids("improvement_jobs", "abcd") == ["abcd0001", "abcd0002"]
+    assert store.match_record_ids("improvement_jobs", "ffff") == ["ffff0001"]
+    assert store.match_record_ids("improvement_jobs", "0000") == []
+    store.update_record("improvement_jobs", "abcd0001", {"status": "failed", "error": "boom"})
+    row = store.get_record("improvement_jobs", "abcd0001")
+    assert (row["status"], row["error"]) == ("failed", "boom")
+    with pytest.raises(StoreError, match="not a record table"):
+        store.list_records("episodes")
+    with pytest.raises(StoreError, match="no column 'agent; DROP'"):
+        store.update_record("improvement_jobs", "abcd0001", {"agent; DROP": "x"})
+    with pytest.raises(StoreError, match="no column 'colour'"):
+        store.list_records("improvement_jobs", colour="red")
+
+
+def test_record_writes_refuse_a_read_only_store(tmp_path: Path) -> None:
+    import os
+
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        pytest.skip("root writes read-only files")
+    path = tmp_path / "s.db"
+    open_store(path, create=True).close()
+    path.chmod(0o444)
+    store = _store.Store(path, _store._connect_for_reading(path))
+    with pytest.raises(StoreError, match="read-only"):
+        store.insert_record("improvement_jobs", _job_row("abcd0001", "planner", 1.0))
+
+
 def test_scenario_glob_treats_brackets_literally(tmp_path: Path) -> None:
     store = open_store(tmp_path / "s.db", create=True)
     _write(store, "tool_selection[weather-001]", "success")

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
-from ..store import Store, new_id
+from ..store import EpisodeFilter, Store, new_id
 
 __all__ = [
     "JOB_STATUSES",
@@ -31,20 +30,9 @@ __all__ = [
 
 STRATEGIES = ("from_feedback", "from_runs")
 JOB_STATUSES = ("created", "data_ready", "training", "trained", "registered", "failed", "cancelled")
-#: The filters of :meth:`Store.episodes` a scope may use.
-SCOPE_KEYS = (
-    "ids",
-    "outcome",
-    "label",
-    "model",
-    "scenario",
-    "category",
-    "session",
-    "arm",
-    "since",
-    "min_quality",
-    "min_reward",
-)
+#: The filters of :meth:`Store.episodes` a scope may use (:class:`EpisodeFilter`'s, but for
+#: ``include_errors``, which each step sets for itself).
+SCOPE_KEYS = tuple(name for name in EpisodeFilter.names() if name != "include_errors")
 
 
 class PipelineError(ValueError):
@@ -144,29 +132,23 @@ def _check_strategy(strategy: str) -> str:
     return strategy
 
 
-def _resolve(store: Store, table: str, column: str, prefix: str, what: str) -> str:
+def _resolve(store: Store, table: str, prefix: str, what: str) -> str:
+    """The full id of a record given its id or a unique prefix of 4+ characters."""
     text = str(prefix).strip()
     if not text:
         raise PipelineError(f"empty {what} id")
-    row = store.conn.execute(f"SELECT {column} FROM {table} WHERE {column} = ?", (text,)).fetchone()
-    if row is not None:
-        return row[0]
-    if len(text) < 4 or not re.fullmatch(r"[\w.\-]+", text):
-        raise PipelineError(f"unknown {what} {prefix!r} in {store.path}")
-    rows = store.conn.execute(
-        f"SELECT {column} FROM {table} WHERE {column} >= ? AND {column} < ? LIMIT 2",
-        (text, text + "\U0010ffff"),
-    ).fetchall()
-    if not rows:
-        raise PipelineError(f"unknown {what} {prefix!r} in {store.path}")
-    if len(rows) > 1:
-        raise PipelineError(f"{what} id {prefix!r} is ambiguous; give more characters")
-    return rows[0][0]
+    prefixed = len(text) >= 4 and re.fullmatch(r"[\w.\-]+", text)
+    found = store.match_record_ids(table, text)
+    if found and (found[0] == text or prefixed):
+        if len(found) > 1:
+            raise PipelineError(f"{what} id {prefix!r} is ambiguous; give more characters")
+        return found[0]
+    raise PipelineError(f"unknown {what} {prefix!r} in {store.path}")
 
 
-def _from_row(cls: type[_T], r: sqlite3.Row, json_columns: tuple[str, ...]) -> _T:
+def _from_row(cls: type[_T], r: dict[str, Any], json_columns: tuple[str, ...]) -> _T:
     """A record dataclass from its row: columns named like its fields, some holding JSON."""
-    columns = set(r.keys())
+    columns = set(r)
     return cls(
         **{
             f.name: json.loads(r[f.name]) if f.name in json_columns else r[f.name]
@@ -176,15 +158,31 @@ def _from_row(cls: type[_T], r: sqlite3.Row, json_columns: tuple[str, ...]) -> _
     )
 
 
-def _job(r: sqlite3.Row) -> ImprovementJob:
+def _columns(record: Any, json_columns: tuple[str, ...]) -> dict[str, Any]:
+    """A record dataclass as its row: a column per field, some holding JSON."""
+    return {
+        f.name: json.dumps(getattr(record, f.name))
+        if f.name in json_columns
+        else getattr(record, f.name)
+        for f in fields(record)
+    }
+
+
+def _found(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:  # resolved a moment ago: another process deleted it since
+        raise PipelineError("the record was deleted while it was being read")
+    return row
+
+
+def _job(r: dict[str, Any]) -> ImprovementJob:
     return _from_row(ImprovementJob, r, ("scope", "stats"))
 
 
-def _run(r: sqlite3.Row) -> TrainingRun:
+def _run(r: dict[str, Any]) -> TrainingRun:
     return _from_row(TrainingRun, r, ("params", "metrics"))
 
 
-def _model(r: sqlite3.Row) -> SpecialistModel:
+def _model(r: dict[str, Any]) -> SpecialistModel:
     return _from_row(SpecialistModel, r, ("metrics",))
 
 
@@ -203,29 +201,32 @@ def create_improvement_job(
     _check_strategy(strategy)
     job_id = new_id()
     now = time.time()
-    store.conn.execute(
-        "INSERT INTO improvement_jobs(id, agent, scope, strategy, status, note, created_at, "
-        "updated_at) VALUES (?,?,?,?, 'created', ?,?,?)",
-        (job_id, agent.strip(), json.dumps(scope_, default=str), strategy, note, now, now),
+    store.insert_record(
+        "improvement_jobs",
+        {
+            "id": job_id,
+            "agent": agent.strip(),
+            "scope": json.dumps(scope_, default=str),
+            "strategy": strategy,
+            "status": "created",
+            "note": note,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     return get_improvement_job(store, job_id)
 
 
 def get_improvement_job(store: Store, job_id: str) -> ImprovementJob:
     """One job by id (a unique prefix of 4+ characters works)."""
-    full = _resolve(store, "improvement_jobs", "id", job_id, "improvement job")
-    row = store.conn.execute("SELECT * FROM improvement_jobs WHERE id = ?", (full,)).fetchone()
-    return _job(row)
+    full = _resolve(store, "improvement_jobs", job_id, "improvement job")
+    return _job(_found(store.get_record("improvement_jobs", full)))
 
 
 def list_improvement_jobs(store: Store, agent: str | None = None) -> list[ImprovementJob]:
     """Jobs, newest first (only ``agent``'s when given)."""
-    sql, args = "SELECT * FROM improvement_jobs", []
-    if agent is not None:
-        sql += " WHERE agent = ?"
-        args.append(agent)
-    rows = store.conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", args).fetchall()
-    return [_job(r) for r in rows]
+    where = {} if agent is None else {"agent": agent}
+    return [_job(r) for r in store.list_records("improvement_jobs", **where)]
 
 
 _UNSET: Any = object()
@@ -267,96 +268,48 @@ def update_improvement_job(
             fields[name] = value
     if fields:
         fields["updated_at"] = time.time()
-        cols = ", ".join(f"{k} = ?" for k in fields)
-        store.conn.execute(
-            f"UPDATE improvement_jobs SET {cols} WHERE id = ?", (*fields.values(), job.id)
-        )
+        store.update_record("improvement_jobs", job.id, fields)
     return get_improvement_job(store, job.id)
 
 
 def get_training_run(store: Store, run_id: str) -> TrainingRun:
     """One training run as last seen (see :func:`get_training_status` to refresh it)."""
-    full = _resolve(store, "training_runs", "run_id", run_id, "training run")
-    row = store.conn.execute("SELECT * FROM training_runs WHERE run_id = ?", (full,)).fetchone()
-    return _run(row)
+    full = _resolve(store, "training_runs", run_id, "training run")
+    return _run(_found(store.get_record("training_runs", full)))
 
 
 def list_training_runs(store: Store, job_id: str | None = None) -> list[TrainingRun]:
     """Training runs, newest first (only ``job_id``'s when given)."""
-    sql, args = "SELECT * FROM training_runs", []
-    if job_id is not None:
-        sql += " WHERE job_id = ?"
-        args.append(get_improvement_job(store, job_id).id)
-    rows = store.conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", args).fetchall()
-    return [_run(r) for r in rows]
+    where = {} if job_id is None else {"job_id": get_improvement_job(store, job_id).id}
+    return [_run(r) for r in store.list_records("training_runs", **where)]
 
 
 def insert_training_run(store: Store, run: TrainingRun) -> None:
     """Record a submitted run."""
-    store.conn.execute(
-        "INSERT INTO training_runs(run_id, job_id, trainer_url, backend, dataset_ref, base_model, "
-        "params, status, output_model_ref, metrics, error, created_at, updated_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            run.run_id,
-            run.job_id,
-            run.trainer_url,
-            run.backend,
-            run.dataset_ref,
-            run.base_model,
-            json.dumps(run.params),
-            run.status,
-            run.output_model_ref,
-            json.dumps(run.metrics),
-            run.error,
-            run.created_at,
-            run.updated_at,
-        ),
-    )
+    store.insert_record("training_runs", _columns(run, ("params", "metrics")))
 
 
 def save_training_run(store: Store, run: TrainingRun) -> None:
     """Write a run's latest status, output, metrics and error."""
-    store.conn.execute(
-        "UPDATE training_runs SET status = ?, output_model_ref = ?, metrics = ?, error = ?, "
-        "updated_at = ? WHERE run_id = ?",
-        (
-            run.status,
-            run.output_model_ref,
-            json.dumps(run.metrics),
-            run.error,
-            run.updated_at,
-            run.run_id,
-        ),
+    store.update_record(
+        "training_runs",
+        run.run_id,
+        {
+            "status": run.status,
+            "output_model_ref": run.output_model_ref,
+            "metrics": json.dumps(run.metrics),
+            "error": run.error,
+            "updated_at": run.updated_at,
+        },
     )
 
 
 def insert_model(store: Store, model: SpecialistModel) -> None:
     """Record a registered model."""
-    store.conn.execute(
-        "INSERT INTO registered_models(id, name, agent, path, kind, spec, base_model, job_id, "
-        "run_id, metrics, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            model.id,
-            model.name,
-            model.agent,
-            model.path,
-            model.kind,
-            model.spec,
-            model.base_model,
-            model.job_id,
-            model.run_id,
-            json.dumps(model.metrics),
-            model.created_at,
-        ),
-    )
+    store.insert_record("registered_models", _columns(model, ("metrics",)))
 
 
 def list_models(store: Store, agent: str | None = None) -> list[SpecialistModel]:
     """Registered models, newest first."""
-    sql, args = "SELECT * FROM registered_models", []
-    if agent is not None:
-        sql += " WHERE agent = ?"
-        args.append(agent)
-    rows = store.conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", args).fetchall()
-    return [_model(r) for r in rows]
+    where = {} if agent is None else {"agent": agent}
+    return [_model(r) for r in store.list_records("registered_models", **where)]

@@ -5,7 +5,15 @@ from ._health import StoreCheck, check_store, describe_database_error
 from ._journal import Journal, replay
 from ._models import OUTCOMES, Episode, Feedback, Label, Step, entropy_of
 from ._recover import Recovery, TableRecovery, recover_store
-from ._store import ArtifactRef, Store, StoreError, new_id, open_store, parse_since
+from ._store import (
+    ArtifactRef,
+    EpisodeFilter,
+    Store,
+    StoreError,
+    new_id,
+    open_store,
+    parse_since,
+)
 
 __all__ = [
     "OUTCOMES",
@@ -13,6 +21,7 @@ __all__ = [
     "Journal",
     "Episode",
     "EpisodeDataError",
+    "EpisodeFilter",
     "Feedback",
     "Label",
     "Recovery",

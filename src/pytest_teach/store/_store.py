@@ -12,7 +12,8 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,7 +31,15 @@ from ._health import (
 from ._models import Episode, Feedback, Label, Step
 from ._schema import APPLICATION, MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["ArtifactRef", "Store", "StoreError", "open_store", "new_id", "parse_since"]
+__all__ = [
+    "ArtifactRef",
+    "EpisodeFilter",
+    "Store",
+    "StoreError",
+    "open_store",
+    "new_id",
+    "parse_since",
+]
 
 _PAGE = 500
 _MEDIA_EXT = {
@@ -116,6 +125,86 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+@dataclass(frozen=True)
+class EpisodeFilter:
+    """Which episodes :meth:`Store.episodes`, :meth:`Store.count` and :meth:`Store.stats`
+    take: every filter given must match; ``None`` leaves a filter out.
+
+    ``ids``, ``outcome``, ``model`` and ``session`` take one value or several (any of them);
+    ``label`` takes 0/1 or ``success``/``intervention``; ``scenario`` is a glob (see
+    :meth:`Store.episodes`); ``since`` an ISO date, an epoch or a span such as ``7d``;
+    ``include_errors=False`` leaves out episodes whose outcome is ``error``.
+    """
+
+    ids: Sequence[str] | None = None
+    outcome: str | Sequence[str] | None = None
+    label: int | str | None = None
+    model: str | Sequence[str] | None = None
+    scenario: str | None = None
+    category: str | None = None
+    session: str | Sequence[str] | None = None
+    arm: str | None = None
+    since: str | float | datetime | None = None
+    min_quality: float | None = None
+    min_reward: float | None = None
+    include_errors: bool = True
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The filters' names, in order."""
+        return tuple(f.name for f in fields(cls))
+
+    def where_clause(self) -> tuple[str, list[Any]]:
+        """The SQL ``WHERE`` clause on the ``episodes`` table (empty when nothing is filtered)
+        and its arguments.
+
+        Raises:
+            StoreError: a ``since`` that is not a date, or a ``label`` that is not a label.
+        """
+        clauses: list[str] = []
+        args: list[Any] = []
+
+        def one_of(column: str, value: str | Sequence[str]) -> None:
+            values = [value] if isinstance(value, str) else list(value)
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            args.extend(values)
+
+        if self.ids is not None:
+            one_of("id", self.ids)
+        if self.outcome is not None:
+            one_of("outcome", self.outcome)
+        if self.label is not None:
+            clauses.append("label = ?")
+            args.append(_label_value(self.label))
+        if self.model is not None:
+            one_of("model", self.model)
+        if self.scenario:
+            forms = _scenario_globs(self.scenario)
+            clauses.append("(" + " OR ".join(["scenario GLOB ?"] * len(forms)) + ")")
+            args.extend(forms)
+        if self.category is not None:
+            clauses.append("category = ?")
+            args.append(self.category)
+        if self.session is not None:
+            one_of("session_id", self.session)
+        if self.arm is not None:
+            clauses.append("arm = ?")
+            args.append(self.arm)
+        cutoff = parse_since(self.since)
+        if cutoff is not None:
+            clauses.append("created_at >= ?")
+            args.append(cutoff)
+        if self.min_quality is not None:
+            clauses.append("quality >= ?")
+            args.append(float(self.min_quality))
+        if self.min_reward is not None:
+            clauses.append("reward >= ?")
+            args.append(float(self.min_reward))
+        if not self.include_errors:
+            clauses.append("outcome != 'error'")
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
 class Store:
     """An open experience store. Use :func:`open_store` to get one."""
 
@@ -124,6 +213,7 @@ class Store:
         self._conn = conn
         self.artifacts_dir = path.parent / "artifacts"
         self._write_ready = False  # checked for writing (see _before_write)
+        self._record_columns: dict[str, frozenset[str]] = {}
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -438,44 +528,25 @@ class Store:
         full = self.resolve_episode_id(episode_id)
         return next(self.episodes(ids=[full]))
 
-    def episodes(
-        self,
-        *,
-        ids: Sequence[str] | None = None,
-        outcome: str | Sequence[str] | None = None,
-        label: int | str | None = None,
-        model: str | Sequence[str] | None = None,
-        scenario: str | None = None,
-        category: str | None = None,
-        session: str | Sequence[str] | None = None,
-        arm: str | None = None,
-        since: str | float | datetime | None = None,
-        min_quality: float | None = None,
-        min_reward: float | None = None,
-        include_errors: bool = True,
-    ) -> Iterator[Episode]:
-        """Yield episodes matching every filter given, in the order they were recorded, with steps.
+    def episodes(self, **filters: Any) -> Iterator[Episode]:
+        """Yield episodes matching every filter given, in the order they were recorded, with
+        steps. The filters are :class:`EpisodeFilter`'s fields: ``ids``, ``outcome``,
+        ``label``, ``model``, ``scenario``, ``category``, ``session``, ``arm``, ``since``,
+        ``min_quality``, ``min_reward`` and ``include_errors``.
 
         ``label`` takes 0/1 or ``success``/``intervention``; ``scenario`` is a glob where
         ``*`` and ``?`` are wildcards and brackets are literal (``tool_selection[weather-*``);
         without brackets it also matches the case id (``weather-*``) or the family
         (``tool_selection``);
         ``since`` takes an ISO date, an epoch or a span such as ``7d``.
+
+        Raises:
+            TypeError: a filter that :class:`EpisodeFilter` doesn't have.
         """
-        where, args = self._where(
-            ids=ids,
-            outcome=outcome,
-            label=label,
-            model=model,
-            scenario=scenario,
-            category=category,
-            session=session,
-            arm=arm,
-            since=since,
-            min_quality=min_quality,
-            min_reward=min_reward,
-            include_errors=include_errors,
-        )
+        # the filters are checked now, the rows read as they are asked for
+        return self._episodes(*EpisodeFilter(**filters).where_clause())
+
+    def _episodes(self, where: str, args: list[Any]) -> Iterator[Episode]:
         # keyset pagination in insertion (rowid) order: no sort, no OFFSET rescans
         page = f"{where} AND" if where else "WHERE"
         sql = f"SELECT rowid AS _row, * FROM episodes {page} rowid > ? ORDER BY rowid LIMIT ?"
@@ -490,68 +561,9 @@ class Store:
                 return
 
     def count(self, **filters: Any) -> int:
-        """How many episodes match the filters of :meth:`episodes`."""
-        where, args = self._where(**filters)
+        """How many episodes match the filters of :meth:`episodes` (:class:`EpisodeFilter`)."""
+        where, args = EpisodeFilter(**filters).where_clause()
         return self._conn.execute(f"SELECT COUNT(*) FROM episodes {where}", args).fetchone()[0]
-
-    def _where(
-        self,
-        *,
-        ids: Sequence[str] | None = None,
-        outcome: str | Sequence[str] | None = None,
-        label: int | str | None = None,
-        model: str | Sequence[str] | None = None,
-        scenario: str | None = None,
-        category: str | None = None,
-        session: str | Sequence[str] | None = None,
-        arm: str | None = None,
-        since: str | float | datetime | None = None,
-        min_quality: float | None = None,
-        min_reward: float | None = None,
-        include_errors: bool = True,
-    ) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        args: list[Any] = []
-
-        def one_of(column: str, value: str | Sequence[str]) -> None:
-            values = [value] if isinstance(value, str) else list(value)
-            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-            args.extend(values)
-
-        if ids is not None:
-            one_of("id", ids)
-        if outcome is not None:
-            one_of("outcome", outcome)
-        if label is not None:
-            clauses.append("label = ?")
-            args.append(_label_value(label))
-        if model is not None:
-            one_of("model", model)
-        if scenario:
-            forms = _scenario_globs(scenario)
-            clauses.append("(" + " OR ".join(["scenario GLOB ?"] * len(forms)) + ")")
-            args.extend(forms)
-        if category is not None:
-            clauses.append("category = ?")
-            args.append(category)
-        if session is not None:
-            one_of("session_id", session)
-        if arm is not None:
-            clauses.append("arm = ?")
-            args.append(arm)
-        cutoff = parse_since(since)
-        if cutoff is not None:
-            clauses.append("created_at >= ?")
-            args.append(cutoff)
-        if min_quality is not None:
-            clauses.append("quality >= ?")
-            args.append(float(min_quality))
-        if min_reward is not None:
-            clauses.append("reward >= ?")
-            args.append(float(min_reward))
-        if not include_errors:
-            clauses.append("outcome != 'error'")
-        return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
 
     def _hydrate(self, rows: list[sqlite3.Row]) -> list[Episode]:
         episodes = {r["id"]: _episode_from_row(r) for r in rows}
@@ -651,11 +663,82 @@ class Store:
             ).fetchall()
         return [_feedback_from_row(r) for r in rows]
 
+    # -- the improvement pipeline's records --------------------------------------------------
+    # Improvement jobs, training runs and registered models (schema 2) are rows of plain columns
+    # that pytest_teach.pipeline turns into its records; these methods are the only SQL on them.
+
+    def _record_table(self, table: str, columns: Iterable[str] = ()) -> str:
+        """``table``'s key column, after checking the table and ``columns`` are the records'."""
+        key = _RECORD_TABLES.get(table)
+        if key is None:
+            raise StoreError(
+                f"{table!r} is not a record table; use one of {', '.join(_RECORD_TABLES)}"
+            )
+        known = self._record_columns.get(table)
+        if known is None:
+            rows = self._conn.execute(f"PRAGMA table_info({table})").fetchall()
+            known = self._record_columns[table] = frozenset(r["name"] for r in rows)
+        unknown = sorted(set(columns) - known)
+        if unknown:
+            raise StoreError(f"{table} has no column {unknown[0]!r}")
+        return key
+
+    def match_record_ids(self, table: str, prefix: str, *, limit: int = 2) -> list[str]:
+        """The key of the row of ``table`` whose key is ``prefix``, else the keys (at most
+        ``limit``) that start with ``prefix``, in key order.
+
+        ``table`` is ``improvement_jobs``, ``training_runs`` or ``registered_models``.
+        """
+        key = self._record_table(table)
+        row = self._conn.execute(f"SELECT {key} FROM {table} WHERE {key} = ?", (prefix,)).fetchone()
+        if row is not None:
+            return [row[0]]
+        rows = self._conn.execute(
+            f"SELECT {key} FROM {table} WHERE {key} >= ? AND {key} < ? ORDER BY {key} LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def get_record(self, table: str, key: str) -> dict[str, Any] | None:
+        """The row of ``table`` with key ``key`` as ``{column: value}``, or ``None``."""
+        column = self._record_table(table)
+        row = self._conn.execute(f"SELECT * FROM {table} WHERE {column} = ?", (key,)).fetchone()
+        return None if row is None else dict(row)
+
+    def list_records(self, table: str, **equal: Any) -> list[dict[str, Any]]:
+        """The rows of ``table`` whose columns equal the values given (every row without any),
+        newest first (by ``created_at``, then by insertion)."""
+        self._record_table(table, equal)
+        where = " AND ".join(f"{column} = ?" for column in equal)
+        sql = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
+        rows = self._conn.execute(
+            sql + " ORDER BY created_at DESC, rowid DESC", tuple(equal.values())
+        )
+        return [dict(r) for r in rows.fetchall()]
+
+    def insert_record(self, table: str, values: dict[str, Any]) -> None:
+        """Add a row to ``table`` from ``{column: value}`` (JSON columns already encoded)."""
+        self._record_table(table, values)
+        columns = ", ".join(values)
+        marks = ",".join("?" * len(values))
+        with self._writing() as conn:
+            conn.execute(f"INSERT INTO {table}({columns}) VALUES ({marks})", tuple(values.values()))
+
+    def update_record(self, table: str, key: str, values: dict[str, Any]) -> None:
+        """Set the columns in ``values`` on the row of ``table`` with key ``key``."""
+        column = self._record_table(table, values)
+        if not values:
+            return
+        sets = ", ".join(f"{name} = ?" for name in values)
+        with self._writing() as conn:
+            conn.execute(f"UPDATE {table} SET {sets} WHERE {column} = ?", (*values.values(), key))
+
     # -- statistics --------------------------------------------------------------------------
 
     def stats(self, **filters: Any) -> dict[str, Any]:
-        """Counts by outcome, label, model and scenario (plus sessions, steps, feedback)."""
-        where, args = self._where(**filters)
+        """Counts by outcome, label, model and scenario (plus sessions, steps, feedback) of the
+        episodes matching the filters of :meth:`episodes` (:class:`EpisodeFilter`)."""
+        where, args = EpisodeFilter(**filters).where_clause()
         conn = self._conn
 
         def grouped(column: str) -> dict[str, int]:
@@ -690,6 +773,13 @@ class Store:
             "intervention_share": (by_label.get("intervention", 0) / labeled) if labeled else None,
         }
 
+
+#: The improvement pipeline's tables and their key columns.
+_RECORD_TABLES = {
+    "improvement_jobs": "id",
+    "training_runs": "run_id",
+    "registered_models": "id",
+}
 
 _INSERT_ARTIFACT = (
     "INSERT OR IGNORE INTO artifacts(sha256, size, media_type, relpath) VALUES (?,?,?,?)"
