@@ -46,6 +46,8 @@ demo: setup
 	@echo "      open $(DEMO_REPORT)"
 
 test: setup docs
+	@echo "== the package's layers (import-linter contracts in pyproject.toml)"
+	$(VENV)/bin/lint-imports
 	@echo "== e2e_trainer with no trainer: a clean skip with the reason"
 	@mkdir -p .teach
 	env -u TEACH_TRAINER_URL $(PY) -m pytest tests/test_e2e_trainer.py -q -p no:cacheprovider \
@@ -59,6 +61,7 @@ test: setup docs
 lint: setup
 	$(VENV)/bin/ruff check src tests scenarios benchmarks
 	$(VENV)/bin/ruff format --check src tests scenarios benchmarks
+	$(VENV)/bin/lint-imports
 
 # the manual (docs/), warnings as errors; the CLI reference is generated from the click commands,
 # so -E rereads every page (an incremental build would keep a stale reference)
