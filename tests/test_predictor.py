@@ -38,13 +38,21 @@ from pytest_teach import open_store  # noqa: E402
 from pytest_teach.cli import cli  # noqa: E402
 from pytest_teach.pipeline import list_specialist_models  # noqa: E402
 from pytest_teach.predictor import (  # noqa: E402
+    DEFAULT_PREDICTOR_DIR,
+    PREDICTOR_AGENT,
     EncoderConfig,
     ExperienceEncoder,
+    PredictorTrainingConfig,
     VisualTower,
     load_encoder,
     load_predictor,
+    predictor_path,
+    render_evaluation,
+    render_selection,
+    select_for_labeling,
     supcon_loss,
     tensorize,
+    train_and_register_predictor,
 )
 from pytest_teach.predictor._encoder import _clip_visual  # noqa: E402
 from pytest_teach.recorder import EpisodeRecorder  # noqa: E402
@@ -277,6 +285,70 @@ def test_select_for_labeling_lists_the_least_certain_steps_ready_for_feedback(
     after = {(c["scenario"], c["step"], c["p"]) for c in again}
     assert (first["scenario"], first["step"], first["p"]) in before - after
     assert len(again) == 4
+
+
+def test_train_and_register_then_find_select_and_render_from_the_library(
+    trained: tuple[Path, Path, CliRunner], tmp_path: Path
+) -> None:
+    db, model, _ = trained
+    copy = tmp_path / "copy.db"
+    shutil.copy(db, copy)
+    with open_store(tmp_path / "empty.db", create=True) as empty:
+        assert predictor_path(empty) == str(DEFAULT_PREDICTOR_DIR)
+    with open_store(copy) as store:
+        assert predictor_path(store, "elsewhere") == "elsewhere"
+        newest = list_specialist_models(store, agent=PREDICTOR_AGENT)[0]
+        assert predictor_path(store) == newest.path
+        cfg = PredictorTrainingConfig(epochs_predictor=2, lr=3e-3)
+        out = tmp_path / "again"
+        metrics, registered = train_and_register_predictor(
+            store, out, cfg, encoder=model, name="second"
+        )
+        assert (registered.name, registered.agent) == ("second", PREDICTOR_AGENT)
+        assert registered.metrics["method"] == "predictor"
+        assert registered.metrics["threshold"] == metrics["threshold"]
+        assert predictor_path(store) == str(out.resolve())  # the newest registered
+        predictor = load_predictor(predictor_path(store))
+        picked = select_for_labeling(store, predictor, 2)
+    text = render_selection(picked, predictor.threshold, db="my store.db").splitlines()
+    assert text[0].startswith("2 steps the predictor is least sure of (threshold ")
+    assert text[2].startswith("    teach feedback add --db 'my store.db' --example ")
+    assert "--db" not in render_selection(picked, predictor.threshold)
+    assert render_selection([], 0.5) == "no unlabelled steps to choose from"
+    rates = {"roc_auc": 0.9, "f1": 0.8, "precision": 0.7, "recall": 0.6, "threshold": 0.5}
+    warned = {
+        "failing_warned": 3,
+        "failing_episodes": 4,
+        "median_lead_time_steps": 2,
+        "false_alarms": 1,
+        "passing_episodes": 5,
+        "false_alarms_after_a_detour": 1,
+    }
+    figures = {**rates, "early_warning": warned}
+    shown = render_evaluation(
+        {
+            "test_episodes": 9,
+            "test_steps": 40,
+            "test_positive_steps": 12,
+            "encoder": figures,
+            "baseline_logistic_regression": figures,
+        },
+        tmp_path,
+    ).splitlines()
+    assert shown[0] == "held out: 9 episodes, 40 steps (12 needing intervention)"
+    assert shown[2].split() == [
+        "experience",
+        "encoder",
+        "0.900",
+        "0.800",
+        "0.700",
+        "0.600",
+        "0.500",
+    ]
+    assert (
+        shown[-1]
+        == f"wrote {tmp_path / 'evaluation_metrics.json'}, confusion_matrix.png, roc_curve.png"
+    )
 
 
 def test_live_scoring_stores_probabilities_flags_episodes_and_reports_lead_time(

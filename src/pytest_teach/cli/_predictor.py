@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,11 +16,8 @@ from typing import Any
 
 import click
 
+from ..predictor import DEFAULT_PREDICTOR_DIR as DEFAULT_OUTPUT
 from ._common import DB_OPTION, DEFAULT_DB, TeachCommand, fail, open_db
-
-#: the agent name predictors are registered under (``teach models list --agent ...``)
-PREDICTOR_AGENT = "intervention-predictor"
-DEFAULT_OUTPUT = Path(".teach") / "models"
 
 _MODEL_OPTION = click.option(
     "--model",
@@ -52,15 +48,6 @@ def _one_line_warnings() -> Iterator[None]:
     with warnings.catch_warnings():  # restores showwarning afterwards
         warnings.showwarning = show
         yield
-
-
-def _predictor_path(store: Any, given: str | None) -> str:
-    if given:
-        return given
-    from ..pipeline import list_specialist_models
-
-    registered = list_specialist_models(store, agent=PREDICTOR_AGENT)
-    return registered[0].path if registered else str(DEFAULT_OUTPUT)
 
 
 class _EpochBars:
@@ -177,14 +164,6 @@ def _filters(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _trained_line(metrics: dict[str, Any]) -> str:
-    episodes, steps = metrics["episodes"], metrics["steps"]
-    return (
-        f"trained on {episodes['train']} episodes ({steps['train']} steps, "
-        f"{steps['train_positive']} needing intervention)"
-    )
-
-
 @click.command("encoder", cls=TeachCommand)
 @_training_options
 def encoder_cmd(db: str, output: str, **options: Any) -> None:
@@ -196,7 +175,7 @@ def encoder_cmd(db: str, output: str, **options: Any) -> None:
     encoder: `teach train predictor --encoder DIR` then trains the classifier on it, with the
     same held-out episodes.
     """
-    from ..predictor import train_encoder
+    from ..predictor import render_encoder_training, train_encoder
 
     bars = _EpochBars()
     with open_db(db) as store, _one_line_warnings():
@@ -206,15 +185,7 @@ def encoder_cmd(db: str, output: str, **options: Any) -> None:
             )
         finally:
             bars.close()
-    episodes = metrics["episodes"]
-    click.echo(
-        f"{_trained_line(metrics)}; {episodes['val']} for validation and {episodes['test']} "
-        f"held out; {metrics['seconds']:.1f} s on {metrics['device']}"
-    )
-    click.echo(
-        f"saved to {Path(output).resolve()}; train the classifier on it with "
-        f"`teach train predictor --encoder {shlex.quote(output)}`"
-    )
+    click.echo(render_encoder_training(metrics, output))
 
 
 @click.command("predictor", cls=TeachCommand)
@@ -244,7 +215,7 @@ def predictor_cmd(
     registered in the store (`teach models list --agent intervention-predictor`) and runs
     live with `pytest --intervention-predictor DIR`.
     """
-    from ..predictor import train_predictor
+    from ..predictor import render_predictor_training, train_and_register_predictor
 
     if encoder is not None:
         ctx = click.get_current_context()
@@ -261,28 +232,18 @@ def predictor_cmd(
     bars = _EpochBars()
     with open_db(db) as store, _one_line_warnings():
         try:
-            metrics = train_predictor(
-                store, output, cfg, filters=_filters(options), on_epoch=bars, encoder=encoder
+            metrics, registered = train_and_register_predictor(
+                store,
+                output,
+                cfg,
+                filters=_filters(options),
+                on_epoch=bars,
+                encoder=encoder,
+                name=name,
             )
         finally:
             bars.close()
-        from ..pipeline import register_trained_model
-
-        registered = register_trained_model(
-            store,
-            str(Path(output).resolve()),
-            agent=PREDICTOR_AGENT,
-            name=name,
-            metrics={**metrics, "method": "predictor"},
-        )
-    episodes = metrics["episodes"]
-    click.echo(
-        f"{_trained_line(metrics)}, threshold {metrics['threshold']:.3f} chosen on "
-        f"{episodes['val']}; {episodes['test']} held out for `teach evaluate`; "
-        f"{metrics['seconds']:.1f} s on {metrics['device']}"
-    )
-    click.echo(f"saved to {Path(output).resolve()}; use it as --intervention-predictor")
-    click.echo(f"registered {registered.name} ({registered.id}) for agent {PREDICTOR_AGENT}")
+    click.echo(render_predictor_training(metrics, output, registered))
 
 
 @click.command("evaluate", cls=TeachCommand)
@@ -305,38 +266,16 @@ def evaluate_cmd(
     matrix, the threshold, and the early warnings' lead times, for both models),
     confusion_matrix.png and roc_curve.png.
     """
-    from ..predictor import evaluate_predictor, load_predictor
+    from ..predictor import evaluate_predictor, load_predictor, predictor_path, render_evaluation
 
     with open_db(db) as store, _one_line_warnings():
-        predictor = load_predictor(_predictor_path(store, model_path), device=device)
+        predictor = load_predictor(predictor_path(store, model_path), device=device)
         out = Path(output) if output else predictor.path.parent
         metrics = evaluate_predictor(store, predictor, out)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
-    click.echo(
-        f"held out: {metrics['test_episodes']} episodes, {metrics['test_steps']} steps "
-        f"({metrics['test_positive_steps']} needing intervention)"
-    )
-    click.echo(f"{'':<22}{'ROC AUC':>9}{'F1':>8}{'precision':>11}{'recall':>8}{'threshold':>11}")
-    for title, key in (
-        ("experience encoder", "encoder"),
-        ("logistic regression", "baseline_logistic_regression"),
-    ):
-        r = metrics[key]
-        click.echo(
-            f"{title:<22}{r['roc_auc']:>9.3f}{r['f1']:>8.3f}{r['precision']:>11.3f}"
-            f"{r['recall']:>8.3f}{r['threshold']:>11.3f}"
-        )
-    for title, key in (("encoder", "encoder"), ("baseline", "baseline_logistic_regression")):
-        w = metrics[key]["early_warning"]
-        click.echo(
-            f"early warning ({title}): {w['failing_warned']} of {w['failing_episodes']} failing "
-            f"episodes warned, median lead time {w['median_lead_time_steps']} steps; "
-            f"{w['false_alarms']} false alarms in {w['passing_episodes']} passing episodes "
-            f"({w['false_alarms_after_a_detour']} of them after a mistake the run recovered from)"
-        )
-    click.echo(f"wrote {out / 'evaluation_metrics.json'}, confusion_matrix.png, roc_curve.png")
+    click.echo(render_evaluation(metrics, out))
 
 
 @click.command("select-for-labeling", cls=TeachCommand)
@@ -363,31 +302,17 @@ def select_cmd(
     have taken instead to mark it as needing intervention (and record the correction). The next
     `teach train predictor` learns from both.
     """
-    from ..predictor import load_predictor, select_for_labeling
+    from ..predictor import (
+        load_predictor,
+        predictor_path,
+        render_selection,
+        select_for_labeling,
+    )
 
     with open_db(db) as store, _one_line_warnings():
-        predictor = load_predictor(_predictor_path(store, model_path), device=device)
+        predictor = load_predictor(predictor_path(store, model_path), device=device)
         picked = select_for_labeling(store, predictor, k, scenario=scenario, since=since)
     if as_json:
         click.echo(json.dumps([c.as_dict() for c in picked], indent=2, ensure_ascii=False))
         return
-    if not picked:
-        click.echo("no unlabelled steps to choose from")
-        return
-    click.echo(
-        f"{len(picked)} steps the predictor is least sure of (threshold "
-        f"{predictor.threshold:.3f}); keep the action to confirm a step, change it to correct one:"
-    )
-    db_part = "" if db == DEFAULT_DB else f" --db {shlex.quote(db)}"
-    for c in picked:
-        action = json.dumps(c.action, ensure_ascii=False)
-        target = f" on {c.target}" if c.target else ""
-        same = f"  (+{c.identical} identical)" if c.identical else ""
-        click.echo(
-            f"  {c.episode_id[:12]}  step {c.step}  p={c.p:.3f}  {c.scenario}  "
-            f"[{c.model or '-'}]  {action[:100]}{target}{same}"
-        )
-        click.echo(
-            f"    teach feedback add{db_part} --example {c.episode_id[:12]} --step {c.step} "
-            f"--correct-action {shlex.quote(action)}"
-        )
+    click.echo(render_selection(picked, predictor.threshold, None if db == DEFAULT_DB else db))

@@ -1,6 +1,7 @@
 """The intervention predictor, end to end: labels, features, the dataset, the experience
 encoder and classifier (:mod:`._encoder`, :mod:`._model`), their checkpoints and training
-(:mod:`._training`), evaluation, live early warnings and active learning.
+(:mod:`._training`), registration in the store, evaluation, live early warnings and active
+learning, and their results as text.
 
 Light to import: the names below are loaded on first use, so importing the package loads no
 torch, scikit-learn or matplotlib (the plugin reads early warnings through it at every run).
@@ -48,6 +49,18 @@ _EXPORTS = {
         "resolve_device",
         "tensorize",
     ),
+    "_registered": (
+        "DEFAULT_PREDICTOR_DIR",
+        "PREDICTOR_AGENT",
+        "predictor_path",
+        "train_and_register_predictor",
+    ),
+    "_render": (
+        "render_encoder_training",
+        "render_evaluation",
+        "render_predictor_training",
+        "render_selection",
+    ),
     "_select": ("select_for_labeling",),
     "_training": ("PredictorTrainingConfig", "train_encoder", "train_predictor"),
     "_warning": (
@@ -62,8 +75,10 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "DEFAULT_PREDICTOR_DIR",
     "ENCODER_FILE",
     "NO_WEIGHTS",
+    "PREDICTOR_AGENT",
     "PREDICTOR_FILE",
     "EncoderConfig",
     "EpisodeWarning",
@@ -88,7 +103,12 @@ __all__ = [
     "load_encoder",
     "load_predictor",
     "predict_episodes",
+    "predictor_path",
     "random_tower_notice",
+    "render_encoder_training",
+    "render_evaluation",
+    "render_predictor_training",
+    "render_selection",
     "resolve_device",
     "select_for_labeling",
     "split_episodes",
@@ -97,6 +117,7 @@ __all__ = [
     "summarize_warnings",
     "supcon_loss",
     "tensorize",
+    "train_and_register_predictor",
     "train_encoder",
     "train_predictor",
     "trajectory",
@@ -139,6 +160,18 @@ if TYPE_CHECKING:
         predict_episodes,
         resolve_device,
         tensorize,
+    )
+    from ._registered import (
+        DEFAULT_PREDICTOR_DIR,
+        PREDICTOR_AGENT,
+        predictor_path,
+        train_and_register_predictor,
+    )
+    from ._render import (
+        render_encoder_training,
+        render_evaluation,
+        render_predictor_training,
+        render_selection,
     )
     from ._select import select_for_labeling
     from ._training import PredictorTrainingConfig, train_encoder, train_predictor
