@@ -52,10 +52,9 @@ def _teach(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
 
 
 def _suite(level: str, db: Path, predictor: Path | None) -> float:
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
+    from pytest_teach._util import run_pytest
+
+    args = [
         "scenarios/browser",
         "-q",
         "-p",
@@ -70,12 +69,11 @@ def _suite(level: str, db: Path, predictor: Path | None) -> float:
         f"scripted:noisy-{level}",
     ]
     if predictor is not None:
-        command.append(f"--intervention-predictor={predictor}")
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"the browser suite exited {done.returncode}:\n{done.stdout[-3000:]}")
-    return time.perf_counter() - started
+        args.append(f"--intervention-predictor={predictor}")
+    run = run_pytest(args, cwd=REPO)
+    if run.returncode not in (0, 1):
+        raise SystemExit(f"the browser suite exited {run.returncode}:\n{run.output[-3000:]}")
+    return run.seconds
 
 
 def _row(name: str, r: dict[str, Any]) -> str:

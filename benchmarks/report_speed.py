@@ -31,12 +31,13 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from pytest_teach._util import run_pytest
 
 TARGET_SIZE_MB = 10.0
 MB = 1024 * 1024
@@ -189,21 +190,17 @@ def time_ours(db: Path, out: Path, n: int) -> dict[str, float]:
 
 
 def time_pytest(root: Path, html: Path | None) -> float:
-    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:teach", "-q"]
+    args = ["-p", "no:cacheprovider", "-p", "no:teach", "-q"]
     if html is not None:
         html.unlink(missing_ok=True)
         args += [f"--html={html}", "--self-contained-html"]
     args.append("test_many.py")
-    t0 = time.perf_counter()
-    proc = subprocess.run(args, cwd=root, env=_env(), capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode not in (0, 1):  # 1: the ~30% failing tests
-        raise CheckFailed(
-            f"pytest exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-        )
+    run = run_pytest(args, cwd=root, env=_env())
+    if run.returncode not in (0, 1):  # 1: the ~30% failing tests
+        raise CheckFailed(f"pytest exited {run.returncode}:\n{run.output[-4000:]}")
     if html is not None and not html.exists():
         raise CheckFailed(f"pytest-html wrote no report at {html}")
-    return elapsed
+    return run.seconds
 
 
 def _version(name: str) -> str | None:

@@ -136,14 +136,10 @@ FAMILIES = {"tool_selection": tool_selection_family, "stories": stories_family}
 
 
 def _collect(suite: str) -> list[str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", suite, "--collect-only", "-q", "-p", "no:randomly"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return [line for line in out.stdout.splitlines() if "::" in line]
+    from pytest_teach._util import run_pytest
+
+    run = run_pytest([suite, "--collect-only", "-q", "-p", "no:randomly"], cwd=ROOT)
+    return [line for line in run.output.splitlines() if "::" in line]
 
 
 # ------------------------------------------------------------------------------------------------
