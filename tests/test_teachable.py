@@ -17,19 +17,29 @@ from click.testing import CliRunner
 from pytest_teach.cli import cli
 from pytest_teach.envs import minigrid as mg
 from pytest_teach.teachable import (
+    METHODS,
+    PILOT_OUTPUTS,
     QUADRANTS,
     LabelSettings,
     RegressorSettings,
     TeachableError,
     assign_quadrant,
+    clear_output_folder,
+    decode_state,
     label_snapshots,
     mine,
     ndcg_at_k,
     precision_at_k,
+    prepare_pilot_output,
+    render_correlation,
+    render_evaluation,
+    render_pilot,
+    render_regressor,
+    render_selection,
     train_teachability_regressor,
+    use_threads,
 )
 from pytest_teach.teachable._label import _Labeler
-from pytest_teach.teachable._mine import decode_state
 
 from .conftest import REPO
 from .test_minigrid import _Recorder
@@ -413,3 +423,77 @@ def test_pilot_end_to_end(tmp_path: Path) -> None:
     assert "R2 U" in done.stdout and "results in" in done.stdout
     again = _teach("teachable", "pilot", "--mock-env", "-o", str(out))
     assert again.returncode == 2 and "is not empty; pass --resume" in again.stderr
+
+
+# -- the verbs' library side ----------------------------------------------------------------------
+
+
+def test_output_folders_are_refused_or_cleared_as_asked(tmp_path: Path) -> None:
+    out = tmp_path / "pilot"
+    prepare_pilot_output(out)  # missing: fine
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    (out / PILOT_OUTPUTS[0]).write_text("db")
+    (out / "figures").mkdir()
+    with pytest.raises(TeachableError, match="is not empty; pass --resume to go on, --force"):
+        prepare_pilot_output(out)
+    prepare_pilot_output(out, resume=True)
+    assert (out / PILOT_OUTPUTS[0]).exists()
+    prepare_pilot_output(out, force=True)
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    with pytest.raises(TeachableError, match="exists and is not a directory"):
+        prepare_pilot_output(out / "mine.txt", force=True)
+    with pytest.raises(TeachableError, match="is not empty; pass --force to replace it"):
+        clear_output_folder(out, force=False)
+    clear_output_folder(out, force=True)
+    assert not out.exists()
+
+
+def test_use_threads_sets_the_libraries_thread_counts() -> None:
+    with mock.patch.dict(os.environ, {"OMP_NUM_THREADS": "8", "HF_HUB_OFFLINE": "0"}):
+        use_threads(3)
+        assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "3"
+        assert os.environ["HF_HUB_OFFLINE"] == "0"  # a choice already made stays
+
+
+def test_results_render_as_the_verbs_print_them(tmp_path: Path) -> None:
+    result = {
+        "targets": {"U": {"r2": 0.5}, "L": {"r2": None}},
+        "quadrant": {"accuracy": 0.75, "majority_baseline": 0.5},
+        "ranking": {
+            "k": [2],
+            "predictor": {"P@2": 1.0, "NDCG@2": 0.9},
+            "entropy": {"P@2": 0.5, "NDCG@2": 0.4},
+        },  # fmt: skip
+        "met": {"U": True, "ELP": False},
+    }
+    assert render_regressor(result).splitlines() == [
+        "R2 U 0.500   R2 L -   R2 ELP -",
+        "quadrant accuracy 0.750 (majority 0.500)",
+        "K=2: predictor P@K 1.000 NDCG@K 0.900   entropy P@K 0.500 NDCG@K 0.400",
+        "seed targets met: U yes, ELP no",
+    ]
+    report = {"predictor": result, "experiments": {"hypotheses": {"Q1 beats Q2": "held"}},
+              "seconds": {"label": 1.25, "predictor": 2.0, "total": 3.25}}  # fmt: skip
+    assert render_pilot(report, tmp_path).splitlines()[-2:] == [
+        "hypothesis: Q1 beats Q2: held",
+        f"total 3.2s (label 1.2s, predictor 2.0s); results in {tmp_path}",
+    ]
+    correlation = {"rho": 0.41, "ci95": [0.1, 0.7], "n": 8, "passed": True, "target": 0.3,
+                   "q1_vs_q2": {"Q1": {"mean": 0.2}, "Q2": {"mean": None}}}  # fmt: skip
+    assert render_correlation(correlation) == (
+        "Spearman(ELP_net, utility) = 0.410 [0.100, 0.700] over 8 snapshots: at least 0.3"
+    )
+    models = [
+        {"run": "student", "kind": "base", "success_rate": 0.5, "retention": {"retention": None}},
+        {"run": "Q1-demo", "kind": "run", "success_rate": 0.625, "gain": 0.125,
+         "retention": {"retention": 0.9}},
+    ]  # fmt: skip
+    assert render_evaluation({"models": models}, tmp_path).splitlines() == [
+        f"  {'student':<28} tasks 0.500",
+        f"  {'Q1-demo':<28} tasks 0.625  gain +0.125  retention 0.900",
+        f"five CSVs and eval_summary.json -> {tmp_path}",
+    ]
+    gains = {m: {"reliability_gain": {"mean": 0.1, "ci95": None}} for m in METHODS}
+    lines = render_selection({"methods": gains}, tmp_path).splitlines()
+    assert lines[0] == f"  {METHODS[0]:<10} reliability gain +0.100" and len(lines) == 5

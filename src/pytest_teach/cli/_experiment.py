@@ -216,7 +216,7 @@ def micro_cmd(as_json: bool, **kw: Any) -> None:
       teach teachable micro-train --n-per-quadrant 10 --n-steps 2 --lr 1e-3 \\
           --n-validation-rollouts 3
     """
-    from ..teachable import MicroSettings, micro_train
+    from ..teachable import MicroSettings, micro_train, render_correlation
 
     common = _common(kw)
     settings = MicroSettings(
@@ -229,25 +229,10 @@ def micro_cmd(as_json: bool, **kw: Any) -> None:
         **common,
     )
     result = micro_train(settings, echo=click.echo)
-    click.echo(_correlation_line(result))
+    click.echo(render_correlation(result))
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
     sys.exit(0 if result["passed"] else 1)
-
-
-def _correlation_line(c: dict[str, Any]) -> str:
-    rho = "undefined (a side is constant)" if c["rho"] is None else f"{c['rho']:.3f}"
-    ci = f" [{c['ci95'][0]:.3f}, {c['ci95'][1]:.3f}]" if c.get("ci95") else ""
-    q = c["q1_vs_q2"]
-    q1, q2 = q["Q1"]["mean"], q["Q2"]["mean"]
-    quads = (
-        f"; mean utility Q1 {q1:+.3f} vs Q2 {q2:+.3f}" if q1 is not None and q2 is not None else ""
-    )
-    verdict = "at least" if c["passed"] else "below"
-    return (
-        f"Spearman(ELP_net, utility) = {rho}{ci} over {c['n']} snapshots: {verdict} "
-        f"{c['target']}{quads}"
-    )
 
 
 @click.command("train-matrix", cls=TeachableCommand)
@@ -303,19 +288,12 @@ def eval_cmd(**kw: Any) -> None:
     per_quadrant_results.csv, transfer_matrix.csv, retention_results.csv and
     stuckness_results.csv (and eval_summary.json).
     """
-    from ..teachable import evaluate
+    from ..teachable import evaluate, render_evaluation
 
     common = _common(kw)
     settings = _bench(kw, common)
     result = evaluate(settings, echo=click.echo)
-    for m in result["models"]:
-        gain = "" if m["kind"] == "base" else f"  gain {m['gain']:+.3f}"
-        retention = m["retention"]["retention"]
-        click.echo(
-            f"  {m['run']:<28} tasks {m['success_rate']:.3f}{gain}"
-            + ("" if retention is None else f"  retention {retention:.3f}")
-        )
-    click.echo(f"five CSVs and eval_summary.json -> {common['results']}")
+    click.echo(render_evaluation(result, common["results"]))
 
 
 @click.command("select", cls=TeachableCommand)
@@ -340,7 +318,7 @@ def select_cmd(**kw: Any) -> None:
     evaluated. Writes selection_summary.json: each method's reliability gain, held-out
     snapshot gain and retention, with 95% t-intervals over the seeds.
     """
-    from ..teachable import METHODS, SelectSettings, run_selection
+    from ..teachable import SelectSettings, render_selection, run_selection
 
     common = _common(kw)
     settings = SelectSettings(
@@ -352,11 +330,7 @@ def select_cmd(**kw: Any) -> None:
         **common,
     )
     summary = run_selection(settings, echo=click.echo)
-    for method in METHODS:
-        stat = summary["methods"][method]["reliability_gain"]
-        ci = f" [{stat['ci95'][0]:+.3f}, {stat['ci95'][1]:+.3f}]" if stat["ci95"] else ""
-        click.echo(f"  {method:<10} reliability gain {stat['mean']:+.3f}{ci}")
-    click.echo(f"selection_summary.json -> {common['results']}")
+    click.echo(render_selection(summary, common["results"]))
 
 
 def _artifact_options(func: Any) -> Any:

@@ -9,8 +9,6 @@ The verbs are the phases: ``student`` (build the tiny LM student), ``rollouts`` 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,17 +40,9 @@ class TeachableGroup(TeachGroup):
 
 
 def _threads(count: int) -> None:
-    """Run torch, OpenMP and BLAS on ``count`` threads here and in the pytest runs started;
-    offline, without progress bars (the verbs print their own progress)."""
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = str(count)
-    for name in (
-        "HF_HUB_OFFLINE",
-        "HF_HUB_DISABLE_PROGRESS_BARS",
-        "HF_DATASETS_DISABLE_PROGRESS_BARS",
-    ):
-        os.environ.setdefault(name, "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from ..teachable import use_threads
+
+    use_threads(count)
 
 
 def _levels(value: str | None) -> tuple[str, ...]:
@@ -278,14 +268,11 @@ def student_cmd(
     Example:
       teach teachable student -o .teach/teachable/student --episodes 100 --steps 300
     """
-    from ..teachable import StudentSettings, build_student
+    from ..teachable import StudentSettings, build_student, clear_output_folder
 
     _threads(threads)
     out = Path(output)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            fail(f"--output {out} is not empty; pass --force to replace it")
-        shutil.rmtree(out)
+    clear_output_folder(out, force=force)
     settings = StudentSettings(
         output=out,
         db=Path(db),
@@ -380,11 +367,8 @@ def mine_cmd(
     and the world (environment and bot) is pickled at the snapshot, with the seed, the action
     prefix, the observation and the student's distribution.
     """
-    from ..store import Store
     from ..teachable import mine
 
-    with Store.open(db, create=False):
-        pass  # a clear error for a missing or bad store
     result = mine(
         Path(db),
         Path(output),
@@ -526,7 +510,7 @@ def predictor_cmd(
     of ranking by predicted ELP against ranking by entropy alone. Writes
     training_result.json, predictions.jsonl and predictor.pkl.
     """
-    from ..teachable import RegressorSettings, train_teachability_regressor
+    from ..teachable import RegressorSettings, render_regressor, train_teachability_regressor
 
     _threads(threads)
     out = Path(output) if output else labeled.parent
@@ -534,37 +518,9 @@ def predictor_cmd(
         out, embedder=embedder, folds=folds, alpha=alpha, k=ks, seed=seed, threads=threads
     )
     result = train_teachability_regressor(labeled, settings, echo=click.echo)
-    click.echo(_figures(result))
+    click.echo(render_regressor(result))
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
-
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _figures(result: dict[str, Any]) -> str:
-    t = result["targets"]
-    lines = [
-        f"R2 U {_num(t['U']['r2'])}   R2 L {_num(t.get('L', {}).get('r2'))}   "
-        f"R2 ELP {_num(t.get('ELP', {}).get('r2'))}"
-    ]
-    if result["quadrant"]:
-        q = result["quadrant"]
-        lines.append(
-            f"quadrant accuracy {_num(q['accuracy'])} (majority {_num(q['majority_baseline'])})"
-        )
-    if result["ranking"]:
-        r = result["ranking"]
-        for k in r["k"]:
-            lines.append(
-                f"K={k}: predictor P@K {_num(r['predictor'][f'P@{k}'])} "
-                f"NDCG@K {_num(r['predictor'][f'NDCG@{k}'])}   entropy P@K "
-                f"{_num(r['entropy'][f'P@{k}'])} NDCG@K {_num(r['entropy'][f'NDCG@{k}'])}"
-            )
-    met = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in result["met"].items())
-    lines.append(f"seed targets met: {met}")
-    return "\n".join(lines)
 
 
 #: --full's sizes: (option, default, help).
@@ -664,23 +620,12 @@ def pilot_cmd(output: str | None, force: bool, resume: bool, as_json: bool, **kw
       teach teachable pilot --student hf:.teach/teachable/student/model --n-tasks 75 \\
           --max-steps 16 --skip-api -o .teach/teachable/real
     """
-    from ..teachable import PilotSettings, run_pilot
-    from ..teachable._pilot import FULL_OUTPUTS, PILOT_OUTPUTS
+    from ..teachable import PilotSettings, prepare_pilot_output, render_pilot, run_pilot
 
     threads = kw.pop("threads")
     _threads(threads)
     out = Path(output) if output else TEACHABLE_DIR / datetime.now().strftime("pilot-%Y%m%d-%H%M%S")
-    if out.exists() and not out.is_dir():
-        fail(f"--output {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not resume:
-        if not force:
-            fail(f"--output {out} is not empty; pass --resume to go on, --force to start over")
-        for name in (*PILOT_OUTPUTS, *FULL_OUTPUTS):
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+    prepare_pilot_output(out, force=force, resume=resume)
     settings = PilotSettings(
         output=out,
         suite=kw["suite"],
@@ -700,12 +645,6 @@ def pilot_cmd(output: str | None, force: bool, resume: bool, as_json: bool, **kw
     )
     click.echo(f"teach teachable pilot{' --full' if kw['full'] else ''} -> {out}")
     report = run_pilot(settings, echo=click.echo)
-    result = json.loads((out / "training_result.json").read_text(encoding="utf-8"))
-    click.echo(_figures(result))
-    if report["experiments"]:
-        for claim, held in report["experiments"]["hypotheses"].items():
-            click.echo(f"hypothesis: {claim}: {held}")
-    times = ", ".join(f"{k} {v:.1f}s" for k, v in report["seconds"].items() if k != "total")
-    click.echo(f"total {report['seconds']['total']:.1f}s ({times}); results in {out}")
+    click.echo(render_pilot(report, out))
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))

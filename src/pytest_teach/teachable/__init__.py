@@ -18,7 +18,8 @@ supervision reliably changes the outcome. This package measures it on gridworld 
 - phase 5: :func:`run_selection` compares RANDOM, ENTROPY, PREDICTOR and ORACLE selection at a
   budget (``selection_summary.json``);
 - :func:`write_figures` and :func:`write_tables` draw the results;
-- :func:`run_pilot` chains them; :func:`build_student` makes the tiny LM student.
+- :func:`run_pilot` chains them; :func:`build_student` makes the tiny LM student;
+- ``render_*`` turn the phases' results into the lines ``teach teachable`` prints.
 
 ``teach teachable ...`` is the command-line face. Heavy libraries (torch, scikit-learn,
 matplotlib, minigrid) are imported by the functions that need them.
@@ -36,13 +37,20 @@ from ._embed import (
 )
 from ._eval import EVAL_FILES, Bench, EvalSettings, evaluate
 from ._experiment import EVAL_SEED_START, Experiment, SnapshotSplit
-from ._files import TeachableError
+from ._files import TeachableError, clear_output_folder
 from ._label import LABELED_SCHEMA, LabelSettings, apply_quadrants, label_snapshots
 from ._matrix import BASELINES, TRAINING_SUMMARY, MatrixSettings, train_matrix
 from ._micro import CORRELATION, MICRO_RESULTS, MicroSettings, micro_train
 from ._mine import SNAPSHOT_SCHEMA, MineResult, decode_state, mine
 from ._patches import PATCH_KINDS, contrast_patch, demo_patch, hint_patch
-from ._pilot import ExperimentSettings, PilotSettings, run_pilot
+from ._pilot import (
+    FULL_OUTPUTS,
+    PILOT_OUTPUTS,
+    ExperimentSettings,
+    PilotSettings,
+    prepare_pilot_output,
+    run_pilot,
+)
 from ._plots import plot_thresholds
 from ._quadrants import QUADRANTS, assign_quadrant, auto_thresholds
 from ._ranking import ndcg_at_k, precision_at_k
@@ -55,11 +63,19 @@ from ._regressor import (
     state_features,
     train_teachability_regressor,
 )
+from ._render import (
+    render_correlation,
+    render_evaluation,
+    render_pilot,
+    render_regressor,
+    render_selection,
+)
 from ._rollout import Outcome, play, rollout, rollout_rng
 from ._select import METHODS, SELECTION_SUMMARY, SelectSettings, run_selection
 from ._stats import bootstrap_mean, spearman, t_interval
 from ._student import DEMO_SEED_START, StudentSettings, build_student
 from ._supervision import FORMATS, FineTune, finetune, supervision_row
+from ._threads import use_threads
 
 __all__ = [
     "BASELINES",
@@ -70,10 +86,12 @@ __all__ = [
     "EVAL_SEED_START",
     "FIGURES",
     "FORMATS",
+    "FULL_OUTPUTS",
     "LABELED_SCHEMA",
     "METHODS",
     "MICRO_RESULTS",
     "PATCH_KINDS",
+    "PILOT_OUTPUTS",
     "REGRESSOR_SCHEMA",
     "QUADRANTS",
     "READS",
@@ -108,6 +126,7 @@ __all__ = [
     "auto_thresholds",
     "bootstrap_mean",
     "build_student",
+    "clear_output_folder",
     "collect",
     "contrast_patch",
     "decode_state",
@@ -126,6 +145,12 @@ __all__ = [
     "play",
     "plot_thresholds",
     "precision_at_k",
+    "prepare_pilot_output",
+    "render_correlation",
+    "render_evaluation",
+    "render_pilot",
+    "render_regressor",
+    "render_selection",
     "rollout",
     "rollout_rng",
     "run_pilot",
@@ -137,6 +162,7 @@ __all__ = [
     "t_interval",
     "train_matrix",
     "train_teachability_regressor",
+    "use_threads",
     "write_figures",
     "write_tables",
 ]

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..export import atomic_write_text
-from ..export._formats import atomic_write_lines
+from .._util import atomic_write_lines, atomic_write_text, json_line
 
 __all__ = [
     "TeachableError",
     "append_checkpoint",
-    "dump_line",
+    "clear_output_folder",
     "read_checkpoint",
     "read_json",
     "read_rows",
@@ -33,14 +33,22 @@ class TeachableError(ValueError):
     """Bad input to a teachable phase; the message names the file, line and field."""
 
 
-def dump_line(row: dict[str, Any]) -> str:
-    """One compact JSON Lines row."""
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n"
+def clear_output_folder(path: Path, *, force: bool) -> None:
+    """Make way for a phase that fills the folder ``path``: a missing or empty folder is left
+    alone; a folder with files in it is removed with ``force``, else refused.
+
+    Raises:
+        TeachableError: ``path`` holds files and ``force`` is false.
+    """
+    if path.exists() and any(path.iterdir()):
+        if not force:
+            raise TeachableError(f"--output {path} is not empty; pass --force to replace it")
+        shutil.rmtree(path)
 
 
 def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     """Write JSONL rows atomically (a temporary file renamed into place); return the count."""
-    return atomic_write_lines(path, (dump_line(r) for r in rows))
+    return atomic_write_lines(path, (json_line(r, sort_keys=True) for r in rows))
 
 
 def write_csv(path: Path, header: list[str], rows: Iterable[dict[str, Any]]) -> int:
@@ -128,7 +136,7 @@ def require(row: dict[str, Any], field: str, kind: type | tuple[type, ...], wher
 def append_checkpoint(path: Path, row: dict[str, Any]) -> None:
     """Append one finished row to a checkpoint file and make it durable before returning."""
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(dump_line(row))
+        fh.write(json_line(row, sort_keys=True))
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -22,6 +22,7 @@ labels already made (and the experiments resume where they stopped).
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -43,7 +44,14 @@ from ._select import SelectSettings, run_selection
 from ._student import StudentSettings, build_student
 from ._supervision import FineTune
 
-__all__ = ["FULL_OUTPUTS", "PILOT_OUTPUTS", "ExperimentSettings", "PilotSettings", "run_pilot"]
+__all__ = [
+    "FULL_OUTPUTS",
+    "PILOT_OUTPUTS",
+    "ExperimentSettings",
+    "PilotSettings",
+    "prepare_pilot_output",
+    "run_pilot",
+]
 
 #: What a pilot writes into its folder (``--force`` removes only these).
 PILOT_OUTPUTS = (
@@ -199,6 +207,31 @@ def _experiments(s: PilotSettings, student: str, lap: Callable[[str], None], ech
         "selection_order": selection["order_by_reliability_gain"],
         "hypotheses": {row[0]: row[1] for row in hypotheses(load_results(out))},
     }
+
+
+def prepare_pilot_output(output: Path, *, force: bool = False, resume: bool = False) -> None:
+    """Ready ``output`` for a pilot: a missing or empty folder is fine, and so is a non-empty
+    one with ``resume`` (its snapshots and labels are kept); with ``force`` the files a pilot
+    writes there (:data:`PILOT_OUTPUTS`, :data:`FULL_OUTPUTS`) are removed and nothing else.
+
+    Raises:
+        TeachableError: ``output`` is a file, or a non-empty folder without ``resume`` or
+            ``force``.
+    """
+    if output.exists() and not output.is_dir():
+        raise TeachableError(f"--output {output} exists and is not a directory")
+    if not output.is_dir() or not any(output.iterdir()) or resume:
+        return
+    if not force:
+        raise TeachableError(
+            f"--output {output} is not empty; pass --resume to go on, --force to start over"
+        )
+    for name in (*PILOT_OUTPUTS, *FULL_OUTPUTS):
+        path = output / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def run_pilot(s: PilotSettings, echo: Echo = lambda line: None) -> dict[str, Any]:
