@@ -6,8 +6,7 @@ import json
 
 import click
 
-from ..store import Store
-from ._common import DB_OPTION, TeachGroup, parse_json
+from ._common import DB_OPTION, TeachGroup, open_db, parse_json
 
 
 def _aspects(values: tuple[str, ...]) -> dict[str, int]:
@@ -56,7 +55,7 @@ def add(
     parsed_aspects = _aspects(aspects)
     suggested = parse_json(suggested_action, "--suggested-action")
     correct = parse_json(correct_action, "--correct-action")
-    with Store.open(db, create=False) as store:
+    with open_db(db) as store:
         fb = store.add_feedback(
             example,
             rating=rating,
@@ -78,7 +77,7 @@ def list_(db: str, example: str | None, as_json: bool) -> None:
     """List feedback, oldest first."""
     from ..report import render_feedback
 
-    with Store.open(db, create=False) as store:
+    with open_db(db) as store:
         items = store.feedback(example)
     if as_json:
         click.echo(json.dumps([vars(f) for f in items], indent=2, ensure_ascii=False))
