@@ -49,7 +49,6 @@ __all__ = [
     "parse_model_spec",
     "register_scripted",
     "resolve_hf_model",
-    "resolve_hf_model",
     "scripted_names",
 ]
 
