@@ -24,7 +24,7 @@ pytest.importorskip("playwright.sync_api")
 from safetensors.torch import load_file  # noqa: E402
 
 from pytest_teach import open_store  # noqa: E402
-from pytest_teach.cli._train import train  # noqa: E402
+from pytest_teach.cli import cli  # noqa: E402
 from pytest_teach.envs import stories  # noqa: E402
 from pytest_teach.pipeline import list_specialist_models  # noqa: E402
 from pytest_teach.train.tiny import build_tiny_model  # noqa: E402
@@ -67,8 +67,8 @@ def test_grpo_on_story_checks_has_reward_variance_and_logs_components(
     runner = CliRunner()
     warm = tmp_path / "warm"
     result = runner.invoke(
-        train,
-        ["sft", "--data", str(rows), "--base-model", str(base), "--full", "--max-steps", "80",
+        cli,
+        ["train", "sft", "--data", str(rows), "--base-model", str(base), "--full", "--max-steps", "80",
          "--lr", "5e-3", "--batch-size", "2", "-o", str(warm)],
         catch_exceptions=False,
     )  # fmt: skip
@@ -76,8 +76,8 @@ def test_grpo_on_story_checks_has_reward_variance_and_logs_components(
 
     db, out = tmp_path / "experience.db", tmp_path / "grpo"
     result = runner.invoke(
-        train,
-        ["grpo", "--suite", NODEID, "--reward-workers", "1", "--base-model", str(warm), "--full",
+        cli,
+        ["train", "grpo", "--suite", NODEID, "--reward-workers", "1", "--base-model", str(warm), "--full",
          "--max-steps", "2", "--batch-size", "1", "--num-generations", "4",
          "--max-completion-length", "128", "--lr", "1e-4", "--db", str(db), "-o", str(out)],
         catch_exceptions=False,

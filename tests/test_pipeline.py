@@ -14,8 +14,7 @@ from click.testing import CliRunner
 
 from pytest_teach import open_store
 from pytest_teach import pipeline as p
-from pytest_teach.cli._model import models as models_group
-from pytest_teach.cli._pipeline import pipeline as pipeline_group
+from pytest_teach.cli import cli
 from pytest_teach.recorder import EpisodeRecorder
 from pytest_teach.store import Store, _schema, new_id
 from pytest_teach.trainer._pytest import LocalTrainer
@@ -286,42 +285,79 @@ def test_pipeline_cli(judged: dict[str, str], store: Store, stub_trainer: LocalT
     db = str(store.path)
     runner = CliRunner(env={"TEACH_TRAINER_TOKEN": "t0k3n", "TEACH_TRAINER_URL": None})
 
-    def teach(group, *args: str) -> Any:
-        result = runner.invoke(group, list(args), catch_exceptions=False)
-        return result
+    def teach(group: str, *args: str) -> Any:
+        return runner.invoke(cli, [group, *args], catch_exceptions=False)
 
-    r = teach(pipeline_group, "create", "--db", db, "--agent", "planner", "--scenario", "ts[*")
+    r = teach("pipeline", "create", "--db", db, "--agent", "planner", "--scenario", "ts[*")
     assert r.exit_code == 0, r.output
     job_id = r.stdout.strip()
-    r = teach(
-        pipeline_group, "data", "--db", db, "--job", job_id, "--trainer-url", stub_trainer.url
-    )
+    r = teach("pipeline", "data", "--db", db, "--job", job_id, "--trainer-url", stub_trainer.url)
     assert r.exit_code == 0 and "3 SFT rows" in r.stdout, r.output
-    r = teach(pipeline_group, "train", "--db", db, "--job", job_id)
+    r = teach("pipeline", "train", "--db", db, "--job", job_id)
     assert r.exit_code == 2 and "--trainer-url is required" in r.output
     r = teach(
-        pipeline_group, "train", "--db", db, "--job", job_id, "--trainer-url", stub_trainer.url,
+        "pipeline", "train", "--db", db, "--job", job_id, "--trainer-url", stub_trainer.url,
         "--max-steps", "2", "--param", "seed=3", "--wait", "30",
     )  # fmt: skip
     assert r.exit_code == 0 and ": completed (" in r.stdout and "steps=2" in r.stdout, r.output
     run_id = r.stdout.split()[1].rstrip(":")
-    r = teach(pipeline_group, "status", "--db", db, run_id, "--json")
+    r = teach("pipeline", "status", "--db", db, run_id, "--json")
     assert json.loads(r.stdout)["params"]["seed"] == 3
-    r = teach(pipeline_group, "register", "--db", db, "--run", run_id, "--name", "p1")
+    r = teach("pipeline", "register", "--db", db, "--run", run_id, "--name", "p1")
     assert r.exit_code == 0 and "registered p1 for agent planner" in r.stdout, r.output
-    r = teach(models_group, "list", "--db", db, "--agent", "planner", "--json")
+    r = teach("models", "list", "--db", db, "--agent", "planner", "--json")
     assert [m["name"] for m in json.loads(r.stdout)] == ["p1"]
-    r = teach(pipeline_group, "jobs", "--db", db)
+    r = teach("pipeline", "jobs", "--db", db)
     assert job_id in r.stdout and "registered" in r.stdout and run_id in r.stdout
     r = teach(
-        pipeline_group, "run", "--db", db, "--agent", "planner", "--scenario", "ts[*",
+        "pipeline", "run", "--db", db, "--agent", "planner", "--scenario", "ts[*",
         "--trainer-url", stub_trainer.url, "--backend", "stub", "--name", "p2",
     )  # fmt: skip
     assert r.exit_code == 0 and "registered p2" in r.stdout, r.output
-    r = teach(models_group, "list", "--db", db)
+    r = teach("models", "list", "--db", db)
     assert r.stdout.splitlines()[0].startswith("p2  planner")
     # errors are one line
-    r = teach(pipeline_group, "status", "--db", db, "nope")
+    r = teach("pipeline", "status", "--db", db, "nope")
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "unknown training run" in r.output
-    r = teach(pipeline_group, "create", "--db", db + ".missing", "--agent", "a")
+    r = teach("pipeline", "create", "--db", db + ".missing", "--agent", "a")
     assert r.exit_code == 2 and "no pytest-teach store" in r.output
+
+
+def test_run_pipeline_is_one_call(
+    judged: dict[str, str], store: Store, stub_trainer: LocalTrainer
+) -> None:
+    """The runner `teach pipeline run` calls: job, data, run, wait, register, in one function."""
+    lines: list[str] = []
+    done = p.run_pipeline(
+        store,
+        "planner",
+        {"scenario": "ts[*"},
+        trainer_url=stub_trainer.url,
+        token="t0k3n",
+        backend="stub",
+        params={"max_steps": 2},
+        name="p9",
+        echo=lines.append,
+    )
+    assert done.run.status == "completed" and done.data.rows == 3
+    assert (
+        done.model is not None and done.model.name == "p9" and done.model.run_id == done.run.run_id
+    )
+    assert lines == [
+        f"job {done.job.id}: 3 SFT rows ({done.data.good} good, {done.data.bad} bad)",
+        p.describe_run(done.run),
+    ]
+    assert "steps=2" in lines[1]
+    assert p.get_improvement_job(store, done.job.id).status == "registered"
+
+
+def test_training_data_rows_stay_one_line_each(store: Store, tmp_path: Path) -> None:
+    """Every line-break character JSON leaves raw (U+0085, U+2028, U+2029) is escaped, so a row
+    is one line for str.splitlines and the trainer's reader."""
+    text = "a\u0085b\u2028c\u2029d"
+    episode(store, "ts[odd-1]", "success", [{"obs": text, "action": [text]}])
+    data = p.generate_training_data(store, "ts[*", "from_runs", tmp_path / "d.jsonl")
+    for path in (data.path, data.labeled_path):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert len(lines) == (data.rows if path == data.path else data.labeled)
+        assert all(json.loads(line) for line in lines)

@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from pytest_teach import open_store  # noqa: E402
 from pytest_teach.agents._hf import HFChat  # noqa: E402
-from pytest_teach.cli._model import model as model_group  # noqa: E402
+from pytest_teach.cli import cli  # noqa: E402
 from pytest_teach.recorder import EpisodeRecorder  # noqa: E402
 from pytest_teach.store import new_id  # noqa: E402
 from pytest_teach.train.sft import SFTDataError, ensure_tiny_base, train_sft  # noqa: E402
@@ -153,7 +153,7 @@ def test_bad_arguments(base: Path, dataset: Path, tmp_path: Path) -> None:
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(model_group, list(args), catch_exceptions=False)
+    return CliRunner().invoke(cli, ["model", *args], catch_exceptions=False)
 
 
 def test_init_tiny_default_corpus_loads(tmp_path: Path) -> None:
@@ -201,3 +201,21 @@ def test_init_tiny_from_store_and_corpus(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2 and "exclude each other" in result.output
     assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
+
+
+def test_corpus_readers_are_library_functions(tmp_path: Path) -> None:
+    """`teach model init-tiny --corpus` reads through pytest_teach.train.corpus_from_file."""
+    from pytest_teach.train import MAX_TEXTS, corpus_from_file, write_tiny_model
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"a": ["x", {"b": "y"}], "n": 1}\n\n"z"\n')
+    assert corpus_from_file(corpus) == ["x", "y", "z"]
+    corpus.write_text("{oops\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(corpus))} line 1: not JSON"):
+        corpus_from_file(corpus)
+    plain = tmp_path / "c.txt"
+    plain.write_text("w\n" * (MAX_TEXTS + 5))
+    assert len(corpus_from_file(plain)) == MAX_TEXTS
+    out = write_tiny_model(tmp_path / "m", ["hello"], hidden_size=8, num_layers=1, num_heads=2)
+    assert (out / "config.json").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m")] == []

@@ -36,7 +36,7 @@ from trl import (  # noqa: E402,F401
 )
 
 from pytest_teach import open_store  # noqa: E402
-from pytest_teach.cli._train import train  # noqa: E402
+from pytest_teach.cli import cli  # noqa: E402
 from pytest_teach.envs import tool_selection as ts  # noqa: E402
 from pytest_teach.pipeline import list_specialist_models  # noqa: E402
 from pytest_teach.train.grpo import scenario_for, tool_selection_reward  # noqa: E402
@@ -88,7 +88,7 @@ def db(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(train, list(args), catch_exceptions=False)
+    return CliRunner().invoke(cli, ["train", *args], catch_exceptions=False)
 
 
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -203,7 +203,7 @@ def test_bad_dataset_is_one_line(
     assert result.stdout == ""
     err = result.stderr.strip()
     assert len(err.splitlines()) == 1, err
-    assert err.startswith(f"train {method}: error: {data}") and expected in err
+    assert err.startswith(f"teach train {method}: error: {data}") and expected in err
     if expected == "line 3: ":
         assert "messages" in err if method == "sft" else "missing field" in err
     assert not (tmp_path / "out").exists()
@@ -230,3 +230,62 @@ def test_tool_selection_reward_shapes_signal() -> None:
     rewards = tool_selection_reward([None] * 5, completions, names)
     assert rewards[0] == 1.0 and rewards[4] is None
     assert rewards[0] > rewards[1] >= 0.5 > rewards[2] > rewards[3] >= 0.0
+
+
+def test_train_from_store_is_one_call(
+    db: Path, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library function behind `teach train`, `teach loop` and the student: export ->
+    validate -> train -> register, a callable base built from the rows; only RANK 0 registers
+    and echoes."""
+    from pytest_teach.pipeline import NothingToTrain, train_from_store
+    from pytest_teach.train import TrainSettings
+
+    seen: list[int] = []
+
+    def from_rows(rows: list[dict]) -> str:
+        seen.append(len(rows))
+        return str(base)
+
+    lines: list[str] = []
+    steps: list[int] = []
+    trained = train_from_store(
+        "sft",
+        tmp_path / "m",
+        TrainSettings(max_steps=2, lora=False),
+        store=db,
+        filters={"scenario": "tool_selection*", "label": "success"},
+        base_model=from_rows,
+        agent="planner",
+        details={"data": {"note": "x"}, "why": "test"},
+        echo=lines.append,
+        on_step=lambda step, loss: steps.append(step),
+    )
+    assert seen == [len(trained.plan.rows)] and seen[0] > 0
+    assert steps == [1, 2] and trained.metrics["steps"] == 2
+    assert any(line.startswith("step 2/2") for line in lines)
+    model = trained.registered
+    assert model is not None and model.agent == "planner"
+    assert model.spec == trained.spec == f"hf:{(tmp_path / 'm').resolve()}"
+    assert model.metrics["data"]["filters"] == {"scenario": "tool_selection*", "label": "success"}
+    assert model.metrics["data"]["rows"] == seen[0] and model.metrics["data"]["note"] == "x"
+    assert model.metrics["why"] == "test" and model.metrics["method"] == "sft"
+
+    with pytest.raises(NothingToTrain, match="no dpo rows in the store .* match the filters"):
+        train_from_store("dpo", tmp_path / "n", store=db, filters={"scenario": "nope*"})
+    assert not (tmp_path / "n").exists()
+
+    monkeypatch.setenv("RANK", "1")
+    quiet: list[str] = []
+    other = train_from_store(
+        "sft",
+        tmp_path / "r1",
+        TrainSettings(max_steps=1),
+        store=db,
+        base_model=base,
+        echo=quiet.append,
+    )
+    assert other.registered is None and not other.main_process and quiet == []
+    assert (tmp_path / "r1" / "adapter_config.json").is_file()
+    with open_store(db) as store:
+        assert [m.id for m in list_specialist_models(store)] == [model.id]

@@ -151,3 +151,25 @@ def test_plugin_module_stays_light() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_trainer_entry_point_does_not_load_the_cli() -> None:
+    """`python -m pytest_teach.trainer serve` runs the trainer package's own command: the
+    library never imports pytest_teach.cli, and `teach trainer serve` is that same command."""
+    code = (
+        "import runpy, sys; sys.argv = ['trainer', 'serve', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('pytest_teach.trainer', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pytest_teach.cli')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: teach trainer serve" in done.stdout and "--data-dir" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+    from pytest_teach.cli import cli
+    from pytest_teach.trainer import serve_command
+
+    assert cli.commands["trainer"].commands["serve"] is serve_command

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -13,18 +12,6 @@ from ._common import DB_OPTION, TeachCommand, fail
 
 #: Where runs go without --output (one folder per run).
 LOOP_DIR = Path(".teach") / "loop"
-#: What --output holds when it is a loop run's folder (so --force only replaces those).
-_OUTPUTS = (
-    "base",
-    "model",
-    "train.jsonl",
-    "train-ids.txt",
-    "held-out-ids.txt",
-    "report.html",
-    "collect-only.log",
-    "collect.log",
-    "ab.log",
-)
 
 
 @click.command("loop", cls=TeachCommand)
@@ -134,7 +121,7 @@ def loop_cmd(
     Example:
       teach loop --suite scenarios/tool_selection --base tiny
     """
-    from ..loop import LoopSettings, run_loop
+    from ..loop import LoopSettings, clear_outputs, run_loop
 
     if not Path(suite).exists():
         fail(f"--suite {suite} does not exist")
@@ -146,12 +133,7 @@ def loop_cmd(
     if out.is_dir() and any(out.iterdir()):
         if not force:
             fail(f"--output {out} is not empty; pass --force to reuse it or give a new directory")
-        for name in _OUTPUTS:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        clear_outputs(out)
     settings = LoopSettings(
         suite=suite,
         output=out,

@@ -4,86 +4,17 @@ registered specialists; also ``teach models list``)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..store import Store
 from ._common import DB_OPTION, TeachGroup, fail, open_db
-
-#: At most this many texts train the tokenizer (``--from-store``, ``--corpus``).
-MAX_TEXTS = 50_000
 
 
 @click.group("model", cls=TeachGroup)
 def model() -> None:
     """Local models: build a tiny one offline, list the registered specialists."""
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        if value:
-            yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def corpus_from_file(path: str) -> list[str]:
-    """Texts from a corpus file: every string of every line of a ``.jsonl`` file, else every
-    non-empty line."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--corpus {p}: cannot read it ({exc})") from None
-    texts: list[str] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if p.suffix == ".jsonl":
-            try:
-                texts.extend(_strings(json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"--corpus {p} line {number}: not JSON ({exc.msg})") from None
-        else:
-            texts.append(line)
-        if len(texts) >= MAX_TEXTS:
-            break
-    if not texts:
-        raise ValueError(f"--corpus {p} has no text")
-    return texts[:MAX_TEXTS]
-
-
-def corpus_from_store(store: Store) -> list[str]:
-    """Texts of the store: observations, actions and chat turns of every step, and failure
-    reasons."""
-    from ..export import text_of
-
-    texts: list[str] = []
-    for episode in store.episodes():
-        for step in episode.steps:
-            for value in (step.observation, step.action):
-                if value is not None:
-                    texts.append(text_of(value))
-            for message in step.messages or []:
-                content = message.get("content")
-                if isinstance(content, str) and content:
-                    texts.append(content)
-        if episode.label_reason:
-            texts.append(episode.label_reason)
-        if len(texts) >= MAX_TEXTS:
-            break
-    return [t for t in texts if t][:MAX_TEXTS]
 
 
 @model.command("init-tiny")
@@ -124,10 +55,17 @@ def init_tiny(
         fail(f"--out {target} exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not force:
         fail(f"--out {target} exists and is not empty; pass --force to replace it")
+    try:
+        from ..train import corpus_from_file, corpus_from_store, write_tiny_model
+    except ImportError as exc:  # pragma: no cover - the train extra is missing
+        fail(f"building a model needs torch, transformers and tokenizers ({exc})")
     texts: list[str] | None = None
     source = "the built-in corpus"
     if corpus:
-        texts = corpus_from_file(corpus)
+        try:
+            texts = corpus_from_file(corpus)
+        except ValueError as exc:
+            fail(f"--corpus {exc}")
         source = f"{len(texts)} texts from {corpus}"
     elif from_store:
         with open_db(db) as store:
@@ -135,31 +73,15 @@ def init_tiny(
         if not texts:
             fail(f"the store {db} has no texts to train a tokenizer on; record some episodes")
         source = f"{len(texts)} texts from the store {db}"
-    try:
-        from ..train.tiny import build_tiny_model
-    except ImportError as exc:  # pragma: no cover - the train extra is missing
-        fail(f"building a model needs torch, transformers and tokenizers ({exc})")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        build_tiny_model(
-            tmp,
-            texts,
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            num_layers=layers,
-            num_heads=heads,
-            seed=seed,
-        )
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_tiny_model(
+        target,
+        texts,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_layers=layers,
+        num_heads=heads,
+        seed=seed,
+    )
     config = json.loads((target / "config.json").read_text(encoding="utf-8"))
     click.echo(
         f"wrote a tiny {config.get('model_type', 'model')} to {target} "

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from ..pipeline import describe_run
 from ..store import Store
 from ._common import DB_OPTION, TeachGroup
 
@@ -86,19 +87,6 @@ def _params(max_steps: int | None, pairs: tuple[str, ...]) -> dict[str, Any]:
 
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
-def _describe_run(run: Any) -> str:
-    text = f"run {run.run_id}: {run.status}"
-    metrics = run.metrics or {}
-    parts = [f"{k}={metrics[k]:.4g}" for k in ("loss", "steps", "seconds") if k in metrics]
-    if parts:
-        text += " (" + ", ".join(parts) + ")"
-    if run.output_model_ref:
-        text += f" -> {run.output_model_ref}"
-    if run.error:
-        text += f": {run.error}"
-    return text
 
 
 def _need_url(url: str | None) -> str:
@@ -222,7 +210,7 @@ def train_cmd(
         )
         if wait:
             run = wait_for_training(store, run.run_id, timeout=wait)
-    click.echo(_describe_run(run))
+    click.echo(describe_run(run))
     if run.status == "failed":
         raise SystemExit(1)
 
@@ -241,7 +229,7 @@ def status_cmd(db: str, run_id: str, wait: float, as_json: bool) -> None:
             run = wait_for_training(store, run_id, timeout=wait)
         else:
             run = get_training_status(store, run_id)
-    click.echo(json.dumps(vars(run), indent=2) if as_json else _describe_run(run))
+    click.echo(json.dumps(vars(run), indent=2) if as_json else describe_run(run))
 
 
 @pipeline.command("register")
@@ -290,7 +278,7 @@ def jobs_cmd(db: str, agent: str | None, as_json: bool) -> None:
             + (f"  error: {job.error}" if job.error else "")
         )
         for run in runs[job.id]:
-            click.echo(f"  {_describe_run(run)}")
+            click.echo(f"  {describe_run(run)}")
 
 
 @pipeline.command("run")
@@ -328,28 +316,28 @@ def run_cmd(
     **kw: Any,
 ) -> None:
     """All steps: create a job, write its data, train, wait, register. Prints the --model spec."""
-    from ..pipeline import (
-        create_improvement_job,
-        generate_training_data,
-        register_trained_model,
-        trigger_training,
-        wait_for_training,
-    )
+    from ..pipeline import run_pipeline
 
     url = _need_url(trainer_url)
     params = _params(max_steps, param_pairs)
     with Store.open(db) as store:
-        job = create_improvement_job(store, agent, _scope(kw), strategy)
-        data = generate_training_data(store, job=job, slice_decisions=slice_, trainer_url=url)
-        click.echo(f"job {job.id}: {data.rows} SFT rows ({data.good} good, {data.bad} bad)")
-        run = trigger_training(
-            store, job, trainer_url=url, backend=backend, base_model=base_model, params=params
+        done = run_pipeline(
+            store,
+            agent,
+            _scope(kw),
+            strategy,
+            trainer_url=url,
+            slice_decisions=slice_,
+            backend=backend,
+            base_model=base_model,
+            params=params,
+            name=name,
+            timeout=timeout,
+            echo=click.echo,
         )
-        run = wait_for_training(store, run.run_id, timeout=timeout)
-        click.echo(_describe_run(run))
-        if run.status != "completed":
-            raise SystemExit(1)
-        model = register_trained_model(store, run_id=run.run_id, name=name)
+    model = done.model
+    if model is None:
+        raise SystemExit(1)
     click.echo(
         f"registered {model.name}: "
         + (f"--model {model.spec}" if model.spec else f"{model.path} ({model.kind})")

@@ -17,16 +17,19 @@ from ._formats import (
     NothingToExport,
     atomic_write_text,
 )
-from ._steps import corrections, prompt_of, reply_of, text_of, verdict
+from ._steps import BAD_RATING, GOOD_RATING, corrections, prompt_of, reply_of, text_of, verdict
+from ._steps import _run_rating as run_rating
 from ._stories import StoriesExporter
 
 EXPORTERS[StoriesExporter.name] = StoriesExporter
 
 __all__ = [
+    "BAD_RATING",
     "EXPORTERS",
     "ExportError",
     "ExportResult",
     "Exporter",
+    "GOOD_RATING",
     "NothingToExport",
     "atomic_write_text",
     "closest_scenarios",
@@ -34,6 +37,7 @@ __all__ = [
     "export",
     "prompt_of",
     "reply_of",
+    "run_rating",
     "text_of",
     "verdict",
 ]

@@ -21,18 +21,24 @@ tests a split file lists, with or without ``--ab``.
 
 from ._loop import (
     AGENT,
+    LOOP_OUTPUTS,
     ORACLE,
     LoopResult,
     LoopSettings,
     PassRate,
     TinyShape,
+    clear_outputs,
     collect_nodeids,
+    new_session,
+    recorded_sessions,
     run_loop,
+    run_suite,
 )
 from ._split import LoopError, SuiteSplit, read_ids, scenario_id, split_tests, write_ids
 
 __all__ = [
     "AGENT",
+    "LOOP_OUTPUTS",
     "ORACLE",
     "LoopError",
     "LoopResult",
@@ -40,9 +46,13 @@ __all__ = [
     "PassRate",
     "SuiteSplit",
     "TinyShape",
+    "clear_outputs",
     "collect_nodeids",
+    "new_session",
     "read_ids",
+    "recorded_sessions",
     "run_loop",
+    "run_suite",
     "scenario_id",
     "split_tests",
     "write_ids",

@@ -8,29 +8,33 @@ train phase.
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import subprocess
-import sys
-import time
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .._progress import Progress, no_progress_bars
+from .._util import PhaseTimer, PytestRun, run_pytest
 from ._split import LoopError, SuiteSplit, split_tests, write_ids
 
 __all__ = [
     "AGENT",
+    "LOOP_OUTPUTS",
     "ORACLE",
     "LoopResult",
     "LoopSettings",
     "PassRate",
     "TinyShape",
+    "clear_outputs",
     "collect_nodeids",
+    "new_session",
+    "recorded_sessions",
     "run_loop",
+    "run_suite",
 ]
 
 #: The model that collects the training data.
@@ -39,6 +43,18 @@ ORACLE = "scripted:oracle"
 AGENT = "tool_selection"
 #: ``--base`` value that builds a fresh tiny model.
 TINY = "tiny"
+#: What a loop run writes into its output folder (all that :func:`clear_outputs` removes).
+LOOP_OUTPUTS = (
+    "base",
+    "model",
+    "train.jsonl",
+    "train-ids.txt",
+    "held-out-ids.txt",
+    "report.html",
+    "collect-only.log",
+    "collect.log",
+    "ab.log",
+)
 
 _OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -151,40 +167,23 @@ def _env() -> dict[str, str]:
 _COUNT = re.compile(r"\[\s*(\d+)/(\d+)\]\s*$")
 
 
-def _pytest(args: Sequence[str], log: Path, progress: Progress | None = None) -> tuple[int, str]:
-    """Run ``python -m pytest ARGS`` from the current directory; its output goes to ``log``.
+def run_suite(args: Sequence[str], log: Path, progress: Progress | None = None) -> PytestRun:
+    """Run ``python -m pytest ARGS`` offline from the current directory; its output goes to
+    ``log``.
 
     With ``progress``, pytest runs verbose with the ``count`` output style (``-q`` dropped),
     its output is read as it comes, and each test's ``[done/total]`` advances ``progress``.
     """
+    on_line = None
     if progress is not None:
         args = [a for a in args if a != "-q"] + ["-v", "-o", "console_output_style=count"]
-    cmd = [sys.executable, "-m", "pytest", *args]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        env={**_env(), "PYTHONUNBUFFERED": "1"},
-    )
-    lines = []
-    with proc:
-        for line in proc.stdout or ():
-            lines.append(line)
-            found = _COUNT.search(line) if progress is not None else None
+
+        def on_line(line: str) -> None:
+            found = _COUNT.search(line)
             if found:
                 progress.update(int(found[1]), total=int(found[2]))
-    output = "".join(lines)
-    log.write_text("$ " + " ".join(cmd) + "\n" + output, encoding="utf-8")
-    return proc.returncode, output
 
-
-def _last_line(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("ERROR", "E "))]
-    return (errors or lines or ["no output"])[-1][:300]
+    return run_pytest(args, env={**_env(), "PYTHONUNBUFFERED": "1"}, log=log, on_line=on_line)
 
 
 def collect_nodeids(suite: str, log: Path) -> list[str]:
@@ -193,13 +192,14 @@ def collect_nodeids(suite: str, log: Path) -> list[str]:
     Raises:
         LoopError: pytest could not collect the suite (the log has the details).
     """
-    code, out = _pytest([suite, "--collect-only", "-q", "-p", "no:cacheprovider"], log)
-    if code != 0:
+    run = run_suite([suite, "--collect-only", "-q", "-p", "no:cacheprovider"], log)
+    if run.returncode != 0:
         raise LoopError(
-            f"pytest could not collect {suite} (exit {code}): {_last_line(out)}; see {log}"
+            f"pytest could not collect {suite} (exit {run.returncode}): {run.last_line()}; "
+            f"see {log}"
         )
     nodeids = []
-    for line in out.splitlines():
+    for line in run.output.splitlines():
         if not line.strip():
             break  # the node ids come first, then a blank line and the summary
         if "::" in line:
@@ -207,8 +207,13 @@ def collect_nodeids(suite: str, log: Path) -> list[str]:
     return nodeids
 
 
-def _new_session(db: Path, before: set[str], marker: str) -> str:
-    """The session a pytest run just added to the store (its argv names ``marker``)."""
+def new_session(db: Path, before: set[str], marker: str) -> str:
+    """The session a pytest run just added to the store: not in ``before``, its argv naming
+    ``marker``.
+
+    Raises:
+        LoopError: the run recorded none.
+    """
     from ..store import Store
 
     with Store.open(db, create=False) as store:
@@ -222,7 +227,8 @@ def _new_session(db: Path, before: set[str], marker: str) -> str:
     return found[-1]
 
 
-def _sessions(db: Path) -> set[str]:
+def recorded_sessions(db: Path) -> set[str]:
+    """The ids of the sessions in the store at ``db`` (none when it doesn't exist yet)."""
     from ..store import Store
 
     if not db.exists():
@@ -269,7 +275,7 @@ def _selected(s: LoopSettings, ids_file: str) -> list[str]:
 def _phase_collect(s: LoopSettings, split: SuiteSplit, echo: Echo) -> str:
     ids_file = str((s.output / "train-ids.txt").resolve())
     log = s.output / "collect.log"
-    before = _sessions(s.db)
+    before = recorded_sessions(s.db)
     args = [
         *_selected(s, ids_file),
         "--model",
@@ -284,12 +290,13 @@ def _phase_collect(s: LoopSettings, split: SuiteSplit, echo: Echo) -> str:
     ]
     total = len(split.train)
     with Progress(total, unit="test", echo=echo, prefix="[2/4 collect] ", every=None) as progress:
-        code, out = _pytest(args, log, progress)
-    if code not in (0, 1):
+        run = run_suite(args, log, progress)
+    if run.returncode not in (0, 1):
         raise LoopError(
-            f"collecting with {ORACLE} failed (pytest exit {code}): {_last_line(out)}; see {log}"
+            f"collecting with {ORACLE} failed (pytest exit {run.returncode}): {run.last_line()}; "
+            f"see {log}"
         )
-    session = _new_session(s.db, before, ids_file)
+    session = new_session(s.db, before, ids_file)
     rate = _rates(s.db, session)[None]
     echo(
         f"[2/4 collect] {ORACLE} on the {len(split.train)} training tests: {rate} passed -> "
@@ -312,24 +319,9 @@ def _rates(db: Path, session: str) -> dict[str | None, PassRate]:
     return {arm: PassRate(*c) for arm, c in counts.items()}
 
 
-def _export_rows(s: LoopSettings, session: str) -> tuple[Path, list[dict]]:
-    from ..export import export
-    from ..store import Store
-    from ..train.sft import load_chat_rows
-
-    with Store.open(s.db, create=False) as store:
-        result = export(store, "sft", s.output / "train.jsonl", session=session)
-    if result.rows == 0:
-        raise LoopError(
-            f"the collect session {session} gave no SFT rows (did the oracle pass?); "
-            f"see {s.output / 'collect.log'}"
-        )
-    return result.path, load_chat_rows(result.path)
-
-
-def _fresh_tiny(s: LoopSettings, rows: list[dict]) -> str:
+def _fresh_tiny(s: LoopSettings, rows: list[dict], echo: Echo) -> str:
     """Build the fresh tiny base, its tokenizer trained on the training rows' texts only."""
-    from ..train.tiny import build_tiny_model
+    from ..train import build_tiny_model
 
     corpus = [m["content"] for row in rows for m in row["messages"] if m["content"]]
     shape = s.tiny
@@ -343,64 +335,50 @@ def _fresh_tiny(s: LoopSettings, rows: list[dict]) -> str:
         sliding_window=shape.sliding_window,
         seed=s.seed,
     )
-    return str(path.resolve())
+    base = str(path.resolve())
+    echo(
+        f"[3/4 train]   a fresh tiny qwen2 ({s.tiny.describe()}), tokenizer trained on "
+        f"the {len(rows)} training rows -> {base}"
+    )
+    return base
 
 
 def _phase_train(
     s: LoopSettings, split: SuiteSplit, session: str, echo: Echo
 ) -> tuple[str, Path, dict[str, Any], Any, int]:
-    from ..pipeline import register_trained_model
-    from ..store import Store
-    from ..train.sft import train_sft
+    from ..pipeline import NothingToTrain, train_from_store
+    from ..train import TrainSettings, base_ref
 
-    data, rows = _export_rows(s, session)
-    if s.base == TINY:
-        base = _fresh_tiny(s, rows)
+    base: Any = partial(_fresh_tiny, s, echo=echo) if s.base == TINY else base_ref(s.base)
+
+    def announce(plan: Any) -> None:
+        if s.base != TINY:
+            echo(f"[3/4 train]   base model {plan.base_model}")
         echo(
-            f"[3/4 train]   a fresh tiny qwen2 ({s.tiny.describe()}), tokenizer trained on "
-            f"the {len(rows)} training rows -> {base}"
+            f"              {'LoRA' if s.lora else 'full'} SFT on {len(plan.rows)} rows "
+            f"({plan.data}): {s.epochs} epochs = {plan.steps} steps, lr {s.learning_rate:g}, "
+            f"batch {s.batch_size}, max_length {s.max_length}, seed {s.seed}"
         )
-    else:
-        from ..train._common import base_ref
 
-        base = base_ref(s.base)
-        echo(f"[3/4 train]   base model {base}")
-    steps = s.epochs * math.ceil(len(rows) / s.batch_size)
-    echo(
-        f"              {'LoRA' if s.lora else 'full'} SFT on {len(rows)} rows ({data}): "
-        f"{s.epochs} epochs = {steps} steps, lr {s.learning_rate:g}, batch {s.batch_size}, "
-        f"max_length {s.max_length}, seed {s.seed}"
-    )
-    model_dir = s.output / "model"
-    with Progress(steps, echo=echo, prefix=" " * 14, every=max(1, steps // 8)) as progress:
-        metrics = train_sft(
-            data,
-            base,
-            model_dir,
-            max_steps=steps,
-            lora=s.lora,
-            learning_rate=s.learning_rate,
-            batch_size=s.batch_size,
-            max_length=s.max_length,
-            seed=s.seed,
-            on_step=lambda step, loss: progress.update(step, loss=loss),
-        )
-    model_dir = model_dir.resolve()
-    with Store.open(s.db, create=False) as store:
-        registered = register_trained_model(
-            store,
-            str(model_dir),
+    try:
+        trained = train_from_store(
+            "sft",
+            s.output / "model",
+            TrainSettings(
+                epochs=s.epochs,
+                lora=s.lora,
+                learning_rate=s.learning_rate,
+                batch_size=s.batch_size,
+                max_length=s.max_length,
+                seed=s.seed,
+            ),
+            store=s.db,
+            filters={"session": session},
+            export_to=s.output / "train.jsonl",
+            base_model=base,
             agent=AGENT,
-            metrics={
-                **metrics,
-                "method": "sft",
-                "data": {
-                    "db": str(s.db),
-                    "session": session,
-                    "format": "sft",
-                    "rows": len(rows),
-                    "held_out": len(split.held_out),
-                },
+            details={
+                "data": {"db": str(s.db), "session": session, "held_out": len(split.held_out)},
                 "loop": {
                     "suite": s.suite,
                     "held_out_fraction": s.held_out,
@@ -412,12 +390,30 @@ def _phase_train(
                     "tiny": vars(s.tiny) if s.base == TINY else None,
                 },
             },
+            announce=announce,
+            echo=echo,
+            progress=lambda steps: Progress(
+                steps, echo=echo, prefix=" " * 14, every=max(1, steps // 8)
+            ),
         )
-    echo(
-        f"              saved {model_dir}; registered {registered.name} ({registered.id}) "
-        f"for agent {AGENT}"
+    except NothingToTrain:
+        raise LoopError(
+            f"the collect session {session} gave no SFT rows (did the oracle pass?); "
+            f"see {s.output / 'collect.log'}"
+        ) from None
+    registered = trained.registered
+    if registered is not None:
+        echo(
+            f"              saved {trained.output}; registered {registered.name} "
+            f"({registered.id}) for agent {AGENT}"
+        )
+    return (
+        trained.plan.base_model,
+        trained.output,
+        trained.metrics,
+        registered,
+        len(trained.plan.rows),
     )
-    return base, model_dir, metrics, registered, len(rows)
 
 
 def _phase_ab(
@@ -430,7 +426,7 @@ def _phase_ab(
         f"[4/4 a/b]     {spec_a} (A) vs {spec_b} (B) on the {len(split.held_out)} held-out "
         f"tests, greedy"
     )
-    before = _sessions(s.db)
+    before = recorded_sessions(s.db)
     args = [
         *_selected(s, ids_file),
         "--ab",
@@ -446,15 +442,27 @@ def _phase_ab(
         "-p",
         "no:cacheprovider",
     ]
-    code, out = _pytest(args, log)
+    run = run_suite(args, log)
+    code, out = run.returncode, run.output
     if code not in (0, 1):
-        raise LoopError(f"the A/B run failed (pytest exit {code}): {_last_line(out)}; see {log}")
-    session = _new_session(s.db, before, ids_file)
+        raise LoopError(f"the A/B run failed (pytest exit {code}): {run.last_line()}; see {log}")
+    session = new_session(s.db, before, ids_file)
     verdict = "APPROVE" if code == 0 else "REJECT"
     return session, _rates(s.db, session), verdict, _section(out, "A/B comparison")
 
 
 # -- the loop ----------------------------------------------------------------------------------
+
+
+def clear_outputs(output: Path) -> None:
+    """Remove what an earlier loop run wrote into ``output`` (:data:`LOOP_OUTPUTS`), and
+    nothing else, so the folder can be reused."""
+    for name in LOOP_OUTPUTS:
+        path = output / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def run_loop(settings: LoopSettings, echo: Echo = lambda line: None) -> LoopResult:
@@ -471,15 +479,8 @@ def run_loop(settings: LoopSettings, echo: Echo = lambda line: None) -> LoopResu
     s.output.mkdir(parents=True, exist_ok=True)
     s.db.parent.mkdir(parents=True, exist_ok=True)
     s.report.parent.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 1)
-        clock = now
-
+    timer = PhaseTimer()
+    lap = timer.lap
     split = _phase_split(s, echo)
     lap("split")
     collect_session = _phase_collect(s, split, echo)
@@ -506,7 +507,7 @@ def run_loop(settings: LoopSettings, echo: Echo = lambda line: None) -> LoopResu
         after=rates.get("B", empty),
         verdict=verdict,
         report=s.report,
-        seconds=seconds,
+        seconds=timer.seconds,
     )
-    seconds["total"] = round(sum(seconds.values()), 1)
+    timer.total()
     return result

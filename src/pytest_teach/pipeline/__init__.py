@@ -11,8 +11,14 @@
     model = p.register_trained_model(store, run_id=run.run_id)
     p.list_specialist_models(store, agent="tool-planner")   # model.spec == "hf:<path>"
 
-Jobs, runs and registered models live in the store (schema 2). Nothing here imports torch; the
-trainer service trains.
+Jobs, runs and registered models live in the store (schema 2). :func:`run_pipeline` does all of
+the above in one call. Nothing here imports torch; the trainer service trains.
+
+To train here instead, :func:`train_from_store` exports the store, validates the rows, trains
+with TRL (SFT, DPO or GRPO) and registers the result:
+
+    trained = p.train_from_store("sft", "models/planner", store=store, agent="tool-planner")
+    trained.registered.spec                  # "hf:<abs path of models/planner>"
 """
 
 from ._data import (
@@ -22,6 +28,7 @@ from ._data import (
     sft_rows,
     trajectories_from_runs,
 )
+from ._local import NothingToTrain, TrainedModel, is_main_process, train_from_store
 from ._records import (
     JOB_STATUSES,
     SCOPE_KEYS,
@@ -38,6 +45,8 @@ from ._records import (
     normalize_scope,
     update_improvement_job,
 )
+from ._runner import PipelineRun, describe_run, run_pipeline
+from ._suite import SuiteSource
 from ._train import (
     get_training_status,
     list_specialist_models,
@@ -51,22 +60,30 @@ __all__ = [
     "SCOPE_KEYS",
     "STRATEGIES",
     "ImprovementJob",
+    "NothingToTrain",
     "PipelineError",
+    "PipelineRun",
     "SpecialistModel",
+    "SuiteSource",
+    "TrainedModel",
     "TrainingData",
     "TrainingRun",
     "create_improvement_job",
     "decisions_from_feedback",
+    "describe_run",
     "generate_training_data",
     "get_improvement_job",
     "get_training_run",
     "get_training_status",
+    "is_main_process",
     "list_improvement_jobs",
     "list_specialist_models",
     "list_training_runs",
     "normalize_scope",
     "register_trained_model",
+    "run_pipeline",
     "sft_rows",
+    "train_from_store",
     "trajectories_from_runs",
     "trigger_training",
     "update_improvement_job",

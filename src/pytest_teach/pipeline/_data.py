@@ -18,15 +18,23 @@ decisions (and corrections); the labeled rows go beside them in ``<name>.labeled
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..export import EXPORTERS, corrections, prompt_of, reply_of, text_of, verdict
-from ..export._formats import ExportError, atomic_write_lines
-from ..export._steps import BAD_RATING, GOOD_RATING
+from .._util import WriteError, atomic_write_lines, json_line
+from ..export import (
+    BAD_RATING,
+    EXPORTERS,
+    GOOD_RATING,
+    corrections,
+    prompt_of,
+    reply_of,
+    run_rating,
+    text_of,
+    verdict,
+)
 from ..store import Episode, Step, Store
 from ._records import (
     ImprovementJob,
@@ -70,11 +78,6 @@ def _task_of(episode: Episode) -> str:
     return episode.scenario
 
 
-def _run_rating(episode: Episode) -> int | None:
-    rated = [f.rating for f in episode.feedback if f.rating is not None and f.step is None]
-    return rated[-1] if rated else None
-
-
 def _decision(
     episode: Episode, step: Step, label: str, source: str, output: Any = None, *, corrected=False
 ) -> dict[str, Any]:
@@ -111,7 +114,7 @@ def _step_corrections(episode: Episode) -> dict[int, Any]:
 def decisions_from_feedback(episodes: Iterable[Episode]) -> Iterator[dict[str, Any]]:
     """Per-decision rows judged by people (see the module docstring), in episode order."""
     for episode in episodes:
-        rating = _run_rating(episode)
+        rating = run_rating(episode)
         corrections = _step_corrections(episode)
         for step in episode.steps:
             if step.error is not None and step.action is None:
@@ -131,7 +134,7 @@ def decisions_from_feedback(episodes: Iterable[Episode]) -> Iterator[dict[str, A
 
 
 def _episode_verdict(episode: Episode) -> tuple[str | None, str]:
-    rating = _run_rating(episode)
+    rating = run_rating(episode)
     if rating is not None and rating >= GOOD_RATING:
         return "good", f"rating:{rating}"
     if rating is not None and rating <= BAD_RATING:
@@ -211,11 +214,6 @@ def sft_rows(decisions: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
                     {"role": "assistant", "content": row["reply"]},
                 ]
             }
-
-
-def _dump(row: dict[str, Any]) -> str:
-    text = json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
 
 
 def _default_out(store: Store, job_id: str, trainer_url: str | None, token: str | None) -> Path:
@@ -336,9 +334,9 @@ def generate_training_data(
     target = Path(out) if out is not None else _default_out(store, current.id, trainer_url, token)
     labeled_target = target.with_name(f"{target.stem}.labeled.jsonl")
     try:
-        atomic_write_lines(labeled_target, (_dump(r) for r in labeled))
-        atomic_write_lines(target, (_dump(r) for r in sft))
-    except ExportError as exc:
+        atomic_write_lines(labeled_target, (json_line(r, default=str) for r in labeled))
+        atomic_write_lines(target, (json_line(r, default=str) for r in sft))
+    except WriteError as exc:
         raise PipelineError(str(exc)) from None
     update_improvement_job(
         store,

@@ -236,7 +236,7 @@ def register_trained_model(
     kind, spec = _kind(path)
     base_model = None
     if kind != "artifact":
-        from ..agents._hf import resolve_hf_model
+        from ..agents import resolve_hf_model
 
         try:
             base_model = resolve_hf_model(str(path))[0]

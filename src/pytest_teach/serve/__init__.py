@@ -29,6 +29,7 @@ from ._http import (
     serve_app,
     url_for,
 )
+from ._options import SizeType, http_limit_options
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -38,10 +39,12 @@ __all__ = [
     "ErrorBody",
     "PortInUseError",
     "RequestGuard",
+    "SizeType",
     "bind_socket",
     "create_app",
     "default_model_name",
     "guarded_protocol",
+    "http_limit_options",
     "lone_surrogate",
     "no_lone_surrogates",
     "parse_size",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._progress import Echo, Progress
-from ..loop._loop import _last_line, _new_session, _pytest, _sessions
+from ..loop import new_session, recorded_sessions, run_suite
 from ._files import TeachableError
 
 __all__ = ["Collection", "Rollouts", "collect"]
@@ -78,7 +78,7 @@ def collect(
         raise TeachableError(f"suite {suite} does not exist; pass --suite scenarios/minigrid")
     db.parent.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
-    before = _sessions(db)
+    before = recorded_sessions(db)
     args = [
         str(suite),
         "--model",
@@ -94,12 +94,13 @@ def collect(
         "no:cacheprovider",
     ]
     with Progress(None, unit="test", echo=echo, prefix=prefix, every=None) as progress:
-        code, out = _pytest(args, log, progress if echo is not None else None)
-    if code not in (0, 1):
+        run = run_suite(args, log, progress if echo is not None else None)
+    if run.returncode not in (0, 1):
         raise TeachableError(
-            f"the rollouts under {model} failed (pytest exit {code}): {_last_line(out)}; see {log}"
+            f"the rollouts under {model} failed (pytest exit {run.returncode}): "
+            f"{run.last_line()}; see {log}"
         )
-    session = _new_session(db, before, "--collect-training-data")
+    session = new_session(db, before, "--collect-training-data")
     from ..store import Store
 
     with Store.open(db, create=False) as store:

@@ -8,8 +8,9 @@ short budget, so that it is imperfect.
    hint or contrast, made by the builders the contextual patch test uses), so the student has
    met advice before it is tested with it. Each step is replayed from its episode's seed and
    checked against the recorded observation.
-3. **train**: :func:`~pytest_teach.train.tiny.build_tiny_model` (tokenizer from the rows) and
-   :func:`~pytest_teach.train.sft.train_sft` (TRL, full fine-tuning, assistant-only loss).
+3. **train**: :func:`~pytest_teach.pipeline.train_from_store` on the rows file, with a fresh
+   :func:`~pytest_teach.train.build_tiny_model` base (tokenizer from the rows; TRL SFT, full
+   fine-tuning, assistant-only loss).
 
 The folder holds ``base/``, ``model/`` (use it as ``hf:DIR/model``), ``demos.jsonl``, the
 demos' pytest log and ``student.json`` (what was built, from what, and the training metrics).
@@ -92,8 +93,8 @@ def demo_rows(db: Path, session: str, patch_share: float, seed: int) -> list[dic
 
 def build_student(s: StudentSettings, echo: Echo = lambda line: None) -> dict[str, Any]:
     """Build the tiny student in ``s.output``; return what ``student.json`` records."""
-    from ..train.sft import train_sft
-    from ..train.tiny import build_tiny_model
+    from ..pipeline import train_from_store
+    from ..train import TrainSettings, build_tiny_model
 
     out = s.output
     out.mkdir(parents=True, exist_ok=True)
@@ -115,35 +116,45 @@ def build_student(s: StudentSettings, echo: Echo = lambda line: None) -> dict[st
         f"            {demos.episodes} episodes, {len(rows)} rows ({patched} with a patch) "
         f"-> {data}"
     )
-    corpus = [m["content"] for r in rows for m in r["messages"]]
-    base = build_tiny_model(
-        out / "base",
-        corpus,
-        vocab_size=s.vocab_size,
-        hidden_size=s.hidden_size,
-        num_layers=s.layers,
-        num_heads=s.heads,
-        seed=s.seed,
-    )
-    echo(
-        f"[2/3 base]  a fresh tiny qwen2 (hidden {s.hidden_size}, {s.layers} layers, "
-        f"{s.heads} heads), tokenizer from the rows -> {base}"
-    )
-    echo(f"[3/3 sft]   {s.steps} steps, lr {s.learning_rate:g}, batch {s.batch_size}, full")
+
+    def fresh_base(rows: list[dict]) -> str:
+        corpus = [m["content"] for r in rows for m in r["messages"]]
+        base = build_tiny_model(
+            out / "base",
+            corpus,
+            vocab_size=s.vocab_size,
+            hidden_size=s.hidden_size,
+            num_layers=s.layers,
+            num_heads=s.heads,
+            seed=s.seed,
+        )
+        echo(
+            f"[2/3 base]  a fresh tiny qwen2 (hidden {s.hidden_size}, {s.layers} layers, "
+            f"{s.heads} heads), tokenizer from the rows -> {base}"
+        )
+        return str(base)
+
     every = max(1, s.steps // 6)
-    with Progress(s.steps, echo=echo, prefix=" " * 12, every=every) as progress:
-        metrics = train_sft(
-            data,
-            base,
-            out / "model",
+    trained = train_from_store(
+        "sft",
+        out / "model",
+        TrainSettings(
             max_steps=s.steps,
             lora=False,
             learning_rate=s.learning_rate,
             batch_size=s.batch_size,
             max_length=512,
             seed=s.seed,
-            on_step=lambda step, loss: progress.update(step, loss=loss),
-        )
+        ),
+        data=data,
+        base_model=fresh_base,
+        announce=lambda plan: echo(
+            f"[3/3 sft]   {plan.steps} steps, lr {s.learning_rate:g}, batch {s.batch_size}, full"
+        ),
+        echo=echo,
+        progress=lambda steps: Progress(steps, echo=echo, prefix=" " * 12, every=every),
+    )
+    metrics = trained.metrics
     manifest = {
         "spec": f"hf:{(out / 'model').resolve()}",
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()},

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,23 +30,12 @@ def ensure_tiny_base(cache_dir: str | os.PathLike[str]) -> Path:
     It is built in a temporary folder beside it and renamed into place, so a crash never leaves a
     half-written model and concurrent callers agree on one.
     """
-    cache = Path(cache_dir)
-    target = cache / TINY_BASE_NAME
+    target = Path(cache_dir) / TINY_BASE_NAME
     if (target / "config.json").is_file():
         return target.resolve()
-    from .tiny import build_tiny_model
+    from .tiny import write_tiny_model
 
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_BASE_NAME}.", dir=cache))
-    try:
-        build_tiny_model(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_tiny_model(target, replace=False)
     return target.resolve()
 
 

@@ -14,8 +14,14 @@ Heavy dependencies (``torch``, ``transformers``, ``tokenizers``) are imported la
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -24,12 +30,16 @@ __all__ = [
     "EOS_TOKEN",
     "IM_END",
     "IM_START",
+    "MAX_TEXTS",
     "MIN_VOCAB_SIZE",
     "PAD_TOKEN",
     "SPECIAL_TOKENS",
     "SUPPORTED_ARCHS",
     "build_tiny_model",
+    "corpus_from_file",
+    "corpus_from_store",
     "tiny_base_cache",
+    "write_tiny_model",
 ]
 
 IM_START = "<|im_start|>"
@@ -302,3 +312,103 @@ def build_tiny_model(
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
+
+
+#: At most this many texts train a tokenizer read from a corpus file or a store.
+MAX_TEXTS = 50_000
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        if value:
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def corpus_from_file(path: str | os.PathLike[str]) -> list[str]:
+    """Texts from a corpus file: every string of every line of a ``.jsonl`` file, else every
+    non-empty line (at most :data:`MAX_TEXTS`).
+
+    Raises:
+        ValueError: the file can't be read, a ``.jsonl`` line isn't JSON, or there is no text
+            (the message starts with the file's name).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{p}: cannot read it ({exc})") from None
+    texts: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if p.suffix == ".jsonl":
+            try:
+                texts.extend(_strings(json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{p} line {number}: not JSON ({exc.msg})") from None
+        else:
+            texts.append(line)
+        if len(texts) >= MAX_TEXTS:
+            break
+    if not texts:
+        raise ValueError(f"{p} has no text")
+    return texts[:MAX_TEXTS]
+
+
+def corpus_from_store(store: Any) -> list[str]:
+    """Texts of an experience store: observations, actions and chat turns of every step, and
+    failure reasons (at most :data:`MAX_TEXTS`)."""
+    from ..export import text_of
+
+    texts: list[str] = []
+    for episode in store.episodes():
+        for step in episode.steps:
+            for value in (step.observation, step.action):
+                if value is not None:
+                    texts.append(text_of(value))
+            for message in step.messages or []:
+                content = message.get("content")
+                if isinstance(content, str) and content:
+                    texts.append(content)
+        if episode.label_reason:
+            texts.append(episode.label_reason)
+        if len(texts) >= MAX_TEXTS:
+            break
+    return [t for t in texts if t][:MAX_TEXTS]
+
+
+def write_tiny_model(
+    out_dir: str | Path, corpus: Iterable[str] | None = None, *, replace: bool = True, **shape: Any
+) -> Path:
+    """:func:`build_tiny_model` into a temporary directory beside ``out_dir``, then renamed into
+    place, so a crash never leaves a half-written model.
+
+    With ``replace`` an existing ``out_dir`` is swapped out only once the new model is complete;
+    without it an existing model is kept (concurrent builders agree on one) and returned.
+    ``shape`` takes :func:`build_tiny_model`'s keyword arguments.
+    """
+    target = Path(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build_tiny_model(tmp, corpus, **shape)
+        if target.exists() and replace:
+            old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.time_ns()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not (target / "config.json").is_file():
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

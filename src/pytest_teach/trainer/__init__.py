@@ -7,6 +7,16 @@ the ``train`` extra. This package's top level stays light: it holds the stdlib c
 start-up.
 """
 
+from typing import Any
+
 from .client import TrainerClient, TrainerError
 
-__all__ = ["TrainerClient", "TrainerError"]
+__all__ = ["ServeRefused", "TrainerClient", "TrainerError", "serve_command", "serve_main"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ServeRefused", "serve_command", "serve_main"):
+        from . import _main
+
+        return getattr(_main, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

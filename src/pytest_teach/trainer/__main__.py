@@ -1,6 +1,8 @@
-"""``python -m pytest_teach.trainer serve ...``: the ``teach trainer`` group on its own."""
+"""``python -m pytest_teach.trainer serve ...``: ``teach trainer serve`` on its own."""
 
-from ..cli._trainer import trainer
+import click
+
+from ._main import serve_command
 
 if __name__ == "__main__":
-    trainer.main(prog_name="teach trainer")
+    click.Group("trainer", commands=[serve_command]).main(prog_name="teach trainer")

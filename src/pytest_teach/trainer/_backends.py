@@ -8,7 +8,7 @@ service down.
 - ``stub``: validates the dataset and fits a character unigram model of the assistant turns,
   written as ``unigram.json``; its ``loss`` is that model's cross-entropy (nats per character).
   Quick, and no torch.
-- ``sft``: a real TRL ``SFTTrainer`` run (LoRA via PEFT by default) on the tiny local base model
+- ``sft``: a real TRL ``SFTTrainer`` run through :func:`~pytest_teach.train.train_model` (LoRA via PEFT by default) on the tiny local base model
   (built once in ``<data dir>/models``) or ``baseModel``; the output loads as ``hf:<dir>``.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..train.sft import StepCallback, ensure_tiny_base, load_chat_rows
+from ..train import StepCallback, ensure_tiny_base, load_chat_rows
 
 __all__ = [
     "BACKENDS",
@@ -202,25 +202,30 @@ class SFTBackend(Backend):
         ensure_tiny_base(self.models_dir)
 
     def train(self, spec: RunSpec, on_step: StepCallback) -> dict[str, Any]:
-        from ..train.sft import train_sft
+        from ..train import TrainSettings, train_model
 
         params = spec.params
         base = base_model_location(spec.base_model, self.data_dir) or str(
             ensure_tiny_base(self.models_dir)
         )
-        return train_sft(
-            spec.dataset_path,
-            base,
-            spec.output_dir,
+        settings = TrainSettings(
             max_steps=int(params.get("max_steps", 1)),
             lora=bool(params.get("lora", True)),
             learning_rate=float(params.get("learning_rate", 2e-4)),
             batch_size=int(params.get("batch_size", 4)),
             max_length=int(params.get("max_length", 2048)),
-            lora_r=int(params.get("lora_r", 8)),
             seed=int(params.get("seed", 0)),
-            on_step=on_step,
         )
+        run = train_model(
+            "sft",
+            spec.dataset_path,
+            spec.output_dir,
+            settings,
+            base_model=base,
+            on_step=on_step,
+            lora_r=int(params.get("lora_r", 8)),
+        )
+        return run.metrics
 
 
 BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (StubBackend, SFTBackend)}
