@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from pytest_teach.serve import lone_surrogate, parse_size
-from pytest_teach.trainer._pytest import OFFLINE_ENV, LocalTrainer
+from pytest_teach.trainer.fixtures import OFFLINE_ENV, LocalTrainer
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")

@@ -67,7 +67,7 @@ def test_the_contracts_are_the_layers_the_privates_and_no_cli() -> None:
     assert {m.split(".")[1] for m in no_cli["source_modules"]} == top - {"__init__", "cli"}
 
 
-@pytest.mark.parametrize("contract_id", ["layers", "no-cli"])
+@pytest.mark.parametrize("contract_id", ["private", "layers", "no-cli"])
 def test_the_contract_holds(graph: grimp.ImportGraph, contract_id: str) -> None:
     contract = _contracts()[contract_id]
     check = contract.check(copy.deepcopy(graph), verbose=False)

@@ -17,7 +17,7 @@ from pytest_teach import pipeline as p
 from pytest_teach.cli import cli
 from pytest_teach.recorder import EpisodeRecorder
 from pytest_teach.store import Store, _schema, new_id
-from pytest_teach.trainer._pytest import LocalTrainer
+from pytest_teach.trainer.fixtures import LocalTrainer
 
 SYSTEM = {"role": "system", "content": "Pick the tools."}
 

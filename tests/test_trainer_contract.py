@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from pytest_teach.trainer import TrainerClient, TrainerError
-from pytest_teach.trainer._pytest import LocalTrainer
+from pytest_teach.trainer.fixtures import LocalTrainer
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")

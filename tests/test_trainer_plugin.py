@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_teach.trainer._pytest import LocalTrainer, check_health, free_port
+from pytest_teach.trainer.fixtures import LocalTrainer, check_health, free_port
 
 SUITE = """
 import json, os
@@ -144,7 +144,7 @@ def test_bad_url_is_a_usage_error(suite: pytest.Pytester, value: str, message: s
 
 def test_plugin_module_stays_light() -> None:
     code = (
-        "import sys, pytest_teach.trainer._pytest, pytest_teach.trainer; "
+        "import sys, pytest_teach.trainer.fixtures, pytest_teach.trainer; "
         "heavy = [m for m in ('fastapi', 'uvicorn', 'torch', 'transformers', 'httpx', "
         "'pydantic', 'trl', 'pytest_teach.trainer._app') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"

@@ -27,7 +27,7 @@ from .envs.browser.fixtures import browser, browser_page, site
 from .envs.minigrid.fixtures import add_minigrid_options, minigrid_env
 from .recorder import EpisodeRecorder
 from .redaction import redact
-from .trainer._pytest import add_trainer_options, configure_trainer, trainer
+from .trainer.fixtures import add_trainer_options, configure_trainer, trainer
 
 __all__ = [
     "agent",

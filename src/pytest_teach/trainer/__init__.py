@@ -3,7 +3,7 @@
 The service (``_app``: FastAPI; ``_runs``: the persisted run table; ``_worker``: the worker
 process; ``_backends``: ``stub`` and ``sft``) needs the ``serve`` extra, and the ``sft`` backend
 the ``train`` extra. This package's top level stays light: it holds the stdlib client only, and
-``_pytest`` (the ``trainer`` fixture and the ``e2e_trainer`` marker) is imported at pytest
+:mod:`.fixtures` (the ``trainer`` fixture, the ``e2e_trainer`` marker and ``LocalTrainer``) is imported at pytest
 start-up.
 """
 
