@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,14 +387,7 @@ def _scan_by_rowid(
         except sqlite3.DatabaseError:
             start = max(last + 1, 1) if last != _MIN_ROWID else 1
             stop = hi if hi is not None else start + _PROBE_LIMIT
-            found = None
-            for candidate in range(start, stop + 1):
-                watchdog.touch()
-                try:
-                    found = conn.execute(probe, (candidate,)).fetchone()
-                except sqlite3.DatabaseError:
-                    continue
-                break
+            found = _first_readable(conn, probe, range(start, stop + 1), watchdog)
             if found is None or found[0] < start:
                 result.unreadable.append(f"rowids {start}..{stop if hi is not None else 'end'}")
                 return
@@ -404,6 +397,19 @@ def _scan_by_rowid(
             # ahead, so starting it here could fail on the next row before returning this one)
             last = found[0]
             yield found[0], tuple(found[1:])
+
+
+def _first_readable(
+    conn: sqlite3.Connection, probe: str, candidates: Iterable[Any], watchdog: _Watchdog
+) -> Any:
+    """The row ``probe`` finds for the first candidate key whose page reads, or None."""
+    for candidate in candidates:
+        watchdog.touch()
+        try:
+            return conn.execute(probe, (candidate,)).fetchone()
+        except sqlite3.DatabaseError:
+            continue
+    return None
 
 
 def _candidates(dest: sqlite3.Connection, table: str, pk: Sequence[str]) -> list[Any]:
@@ -453,14 +459,7 @@ def _scan_by_key(
             return
         except sqlite3.DatabaseError:
             pending = [c for c in candidates if last is None or c > last[0]]
-            found = None
-            for candidate in pending:
-                watchdog.touch()
-                try:
-                    found = conn.execute(probe, (candidate,)).fetchone()
-                except sqlite3.DatabaseError:
-                    continue
-                break
+            found = _first_readable(conn, probe, pending, watchdog)
             where = "the start" if last is None else f"{last}"
             k = None if found is None else tuple(found[i] for i in at)
             if k is None or (last is not None and k <= last):
