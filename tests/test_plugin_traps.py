@@ -64,6 +64,34 @@ def test_report_path_refuses_foreign_files_and_directories(pytester: pytest.Pyte
     assert blocker.read_text(encoding="utf-8") == "data"
 
 
+def test_teach_report_command_never_replaces_a_users_file(pytester: pytest.Pytester) -> None:
+    from click.testing import CliRunner
+
+    from pytest_teach.cli import cli
+
+    pytester.makepyfile(test_cart=CART)
+    pytester.runpytest("--collect-training-data").assert_outcomes(passed=1)
+    db = str(pytester.path / ".teach" / "experience.db")
+    notes = pytester.path / "notes.html"
+    notes.write_text("<p>mine</p>", encoding="utf-8")
+    runner = CliRunner()
+    for output, why in (
+        (notes, "exists and is not a pytest-teach report"),
+        (pytester.path / "test_cart.py", "must end in .html"),
+        (pytester.path, "is a directory"),
+    ):
+        before = output.read_bytes() if output.is_file() else None
+        result = runner.invoke(cli, ["report", "--db", db, "-o", str(output)])
+        assert result.exit_code != 0 and why in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+        if before is not None:
+            assert output.read_bytes() == before
+    written = pytester.path / "out" / "r.html"
+    assert runner.invoke(cli, ["report", "--db", db, "-o", str(written)]).exit_code == 0
+    again = runner.invoke(cli, ["report", "--db", db, "-o", str(written)])  # its own: replaced
+    assert again.exit_code == 0, again.output
+
+
 def test_report_flag_without_a_value_and_rewriting_its_own_report(
     pytester: pytest.Pytester,
 ) -> None:

@@ -6,7 +6,6 @@ teardown reports that every worker sends (``report.teach``), so nothing is merge
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -214,11 +213,6 @@ class RunResults:
             terminalreporter.write_line(f"  ... and {hidden} more (see the report)")
 
 
-#: What every report pytest-teach writes carries in its ``<head>``: only such a file is replaced.
-REPORT_GENERATOR = b'<meta name="generator" content="pytest-teach">'
-_REPORT_SUFFIXES = (".html", ".htm")
-
-
 class _Redacting:
     """The terminal reporter, masking secrets in every line the summary writes through it."""
 
@@ -235,8 +229,9 @@ class _Redacting:
 def report_path(config: pytest.Config) -> Path | None:
     """Where ``--teach-report`` writes, relative to the invocation directory; None when off.
 
-    Checked before the run, so that no file of the user's is ever replaced: the path must end
-    in ``.html``, and an existing file must be a report pytest-teach wrote.
+    Checked before the run (:func:`pytest_teach.report.check_report_path`), so that no file of
+    the user's is ever replaced: the path must end in ``.html``, and an existing file must be a
+    report pytest-teach wrote.
 
     Raises:
         pytest.UsageError: a directory, a path not ending in ``.html``, or an existing file that
@@ -245,34 +240,16 @@ def report_path(config: pytest.Config) -> Path | None:
     value = config.getoption("teach_report")
     if value is None:
         return None
-    path = Path(os.path.expanduser(value)).resolve()
-    flag = f"--teach-report {value}"
-    if path.is_dir():
-        raise pytest.UsageError(
-            f"{flag}: {path} is a directory; give a file such as {Path(value) / 'report.html'}"
-        )
-    if path.suffix.lower() not in _REPORT_SUFFIXES:
-        raise pytest.UsageError(
-            f"{flag}: the report path must end in .html. A test path right after "
-            f"--teach-report is read as the report's path: write --teach-report=PATH.html, or "
-            f"put --teach-report after the test paths for {DEFAULT_REPORT}"
-        )
-    if path.exists() and not _is_report(path):
-        raise pytest.UsageError(
-            f"{flag}: {path} exists and is not a pytest-teach report; it is never "
-            "overwritten: choose another path or remove it"
-        )
-    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise pytest.UsageError(f"{flag}: {blocker} is a file, not a directory")
-    return path
+    from .report import ReportPathError, check_report_path
 
-
-def _is_report(path: Path) -> bool:
-    """Whether ``path`` is a file a pytest-teach report was written to (its generator tag)."""
     try:
-        with path.open("rb") as fh:
-            head = fh.read(8192)
-    except OSError:
-        return False
-    return path.is_file() and REPORT_GENERATOR in head
+        return check_report_path(value)
+    except ReportPathError as exc:
+        reason = str(exc)
+        if exc.kind == "suffix":  # the usual cause: a test path taken as the report's
+            reason = (
+                "the report path must end in .html. A test path right after --teach-report is "
+                "read as the report's path: write --teach-report=PATH.html, or put "
+                f"--teach-report after the test paths for {DEFAULT_REPORT}"
+            )
+        raise pytest.UsageError(f"--teach-report {value}: {reason}") from None

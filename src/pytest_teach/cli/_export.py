@@ -45,7 +45,10 @@ from ._common import DB_OPTION, TeachCommand, fail, open_db
     "--session", "sessions", multiple=True, metavar="ID", help="only these sessions (repeatable)"
 )
 @click.option(
-    "--include-errors", is_flag=True, help="keep episodes whose setup or teardown errored"
+    "--include-errors",
+    is_flag=True,
+    help="keep episodes that errored: in setup or teardown, or with an exception in the test "
+    "body that is not an agent failure (see teach_agent_exceptions)",
 )
 @click.option(
     "--allow-empty",

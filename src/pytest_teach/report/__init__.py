@@ -7,14 +7,19 @@ Import it lazily (the pytest plugin does): it loads jinja2.
 
 from ..redaction import REDACTED, redact
 from ._html import BALANCE_BAND, build_report, write_report
+from ._path import REPORT_GENERATOR, ReportPathError, check_report_path, is_report
 from ._store import StoreReport, report_store
 from ._text import render_feedback, render_stats
 
 __all__ = [
     "BALANCE_BAND",
     "REDACTED",
+    "REPORT_GENERATOR",
+    "ReportPathError",
     "StoreReport",
     "build_report",
+    "check_report_path",
+    "is_report",
     "redact",
     "render_feedback",
     "render_stats",

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..compare import Thresholds, compare, history
 from ..store import Store, StoreError
 from ._html import build_report, write_report
+from ._path import check_report_path
 
 __all__ = ["StoreReport", "report_store"]
 
@@ -50,7 +51,10 @@ def report_store(
 
     Raises:
         StoreError: the store has no sessions, or ``session`` matches none or several.
+        ReportPathError: ``output`` is a directory, doesn't end in ``.html``, or is a file that
+            pytest-teach did not write (it is never overwritten).
     """
+    output = check_report_path(output)
     sessions = store.sessions()
     chosen = None if everything else _chosen_session(store, sessions, session)
     episodes = list(store.episodes(session=chosen))
