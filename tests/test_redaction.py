@@ -9,6 +9,7 @@ import base64
 import json
 import logging
 import string
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -556,3 +557,25 @@ def test_export_metadata_is_masked(tmp_path: Path) -> None:
     assert "--token [REDACTED]" in written
     for text in (row["meta"], written):
         assert X not in text and Y not in text
+
+
+def test_drained_output_is_redacted_even_when_a_secret_spans_two_reads() -> None:
+    import os
+    import threading
+
+    from pytest_teach.redaction import drain_redacted
+
+    key = "sk-proj-Zq8vX2kLmN4pQ7rT1uW9aB3cD5eF"
+    read_fd, write_fd = os.pipe()
+    out: list[bytes] = []
+    reader = threading.Thread(target=drain_redacted, args=(read_fd, out.append))
+    reader.start()
+    os.write(write_fd, f"calling with {key[:12]}".encode())
+    time.sleep(0.1)  # the reader sees the first half on its own
+    os.write(write_fd, f"{key[12:]} done\nlast line without newline --token abc123def".encode())
+    os.close(write_fd)
+    reader.join(timeout=10)
+    text = b"".join(out).decode()
+    assert "calling with [REDACTED] done\n" in text
+    assert text.endswith("--token [REDACTED]")
+    assert key[:12] not in text and key[12:] not in text and "abc123def" not in text

@@ -40,9 +40,11 @@ hashes that reports rely on.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -54,6 +56,7 @@ __all__ = [
     "is_secret_name",
     "redact",
     "redact_argv",
+    "drain_redacted",
     "redact_logs",
     "redact_url",
     "redact_value",
@@ -369,3 +372,37 @@ def redact_logs(*loggers: str | logging.Logger) -> None:
         target = logging.getLogger(logger) if isinstance(logger, str) else logger
         if not any(isinstance(f, RedactingFilter) for f in target.filters):
             target.addFilter(_FILTER)
+
+
+#: a line longer than this is written (redacted) in pieces rather than held back whole
+_LONGEST_LINE = 65536
+
+
+def _redacted_bytes(data: bytes) -> bytes:
+    return redact(data.decode("utf-8", "replace")).encode("utf-8")
+
+
+def drain_redacted(fd: int, write: Callable[[bytes], Any]) -> None:
+    """Copy what arrives on the pipe ``fd`` to ``write``, redacted line by line (so a secret
+    split across two reads is still masked), until every writer has closed it; then close ``fd``.
+
+    A process's captured output (a reward worker's, the trainer worker's) goes to its log
+    through this, typically on a daemon thread.
+    """
+    pending = b""
+    try:
+        while chunk := os.read(fd, 65536):
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut == 0 and len(pending) > _LONGEST_LINE:
+                cut = len(pending)
+            if cut:
+                write(_redacted_bytes(pending[:cut]))
+                pending = pending[cut:]
+    except OSError:
+        pass
+    finally:
+        if pending:
+            write(_redacted_bytes(pending))
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..redaction import redact, redact_logs
+from ..redaction import drain_redacted, redact_logs
 
 __all__ = [
     "PoolStats",
@@ -222,36 +222,6 @@ class _BoundedLog:
                 self._fh = None
 
 
-#: a line longer than this is written (redacted) in pieces rather than held back whole
-_LONGEST_LINE = 65536
-
-
-def _redacted(data: bytes) -> bytes:
-    return redact(data.decode("utf-8", "replace")).encode("utf-8")
-
-
-def _drain(fd: int, sink: _BoundedLog) -> None:
-    """Copy a worker's output pipe into its log, redacted line by line (so a secret split
-    across two reads is still masked), until every writer has closed it."""
-    pending = b""
-    try:
-        while chunk := os.read(fd, 65536):
-            pending += chunk
-            cut = pending.rfind(b"\n") + 1
-            if cut == 0 and len(pending) > _LONGEST_LINE:
-                cut = len(pending)
-            if cut:
-                sink.write(_redacted(pending[:cut]))
-                pending = pending[cut:]
-    except OSError:
-        pass
-    finally:
-        if pending:
-            sink.write(_redacted(pending))
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
 def _rss_mb(pid: int) -> float | None:
     """The resident memory of process ``pid`` in MiB, or ``None`` if it can't be read."""
     try:
@@ -331,8 +301,8 @@ class _Worker:
             child.close()
         self.conn = Connection(parent.detach())
         self.reader = threading.Thread(
-            target=_drain,
-            args=(read_fd, sink),
+            target=drain_redacted,
+            args=(read_fd, sink.write),
             name=f"teach-reward-log-{index}",
             daemon=True,
         )

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ..redaction import drain_redacted
 from ._backends import BACKENDS, RunSpec
 from ._runs import Run, RunTable
 
@@ -63,10 +64,15 @@ def worker_main(
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    with contextlib.suppress(OSError):  # library chatter goes to the worker log
+    with contextlib.suppress(OSError):  # library chatter goes to the worker log, redacted
         log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the process
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
+        read_fd, write_fd = os.pipe()
+        os.dup2(write_fd, 1)
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+        threading.Thread(
+            target=drain_redacted, args=(read_fd, log.write), name="teach-worker-log", daemon=True
+        ).start()
     backend = BACKENDS[backend_name](data_dir)
     started = time.perf_counter()
     try:
