@@ -114,6 +114,14 @@ def _sample(probs: dict[str, float], rng: random.Random) -> str:
     return rng.choices(actions, weights=[probs[a] for a in actions])[0]
 
 
+def _chosen(
+    action: str, probs: dict[str, float], messages: list[dict[str, str]], latency_ms: float = 0.0
+) -> Decision:
+    """The decision for ``action`` picked from ``probs``: the prompt plus the action as reply."""
+    reply = [*messages, {"role": "assistant", "content": action}]
+    return Decision(action, action, probs, reply, latency_ms=latency_ms)
+
+
 class Student(ABC):
     """Chooses one action per observation (``consults_expert``: it asks the world's expert)."""
 
@@ -169,20 +177,12 @@ class ScriptedStudent(Student):
     ) -> Decision:
         """A draw from :meth:`distribution`."""
         probs = self.distribution(world, patch)
-        action = _sample(probs, rng)
-        messages = build_messages(observation, patch)
-        return Decision(
-            action, action, probs, [*messages, {"role": "assistant", "content": action}]
-        )
+        return _chosen(_sample(probs, rng), probs, build_messages(observation, patch))
 
     def greedy(self, world: World, observation: str) -> Decision:
         """The argmax of :meth:`distribution`."""
         probs = self.distribution(world)
-        action = _argmax(probs)
-        messages = build_messages(observation)
-        return Decision(
-            action, action, probs, [*messages, {"role": "assistant", "content": action}]
-        )
+        return _chosen(_argmax(probs), probs, build_messages(observation))
 
 
 class OracleStudent(ScriptedStudent):
@@ -262,9 +262,7 @@ class LMStudent(Student):
         if probs is None:
             return self.act(world, observation, random.Random(0))
         action = _argmax(probs)
-        latency = (time.perf_counter() - started) * 1000.0
-        reply = [*messages, {"role": "assistant", "content": action}]
-        return Decision(action, action, probs, reply, latency_ms=latency)
+        return _chosen(action, probs, messages, (time.perf_counter() - started) * 1000.0)
 
     def act(
         self,
@@ -287,9 +285,7 @@ class LMStudent(Student):
         probs = self._scored(messages) if explore else None
         if probs is not None:
             action = _sample(probs, rng)
-            latency = (time.perf_counter() - started) * 1000.0
-            reply = [*messages, {"role": "assistant", "content": action}]
-            return Decision(action, action, probs, reply, latency_ms=latency)
+            return _chosen(action, probs, messages, (time.perf_counter() - started) * 1000.0)
         completion = self.chat.complete(
             messages,
             max_tokens=self.max_tokens,
