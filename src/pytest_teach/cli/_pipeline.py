@@ -31,28 +31,51 @@ URL_OPTION = click.option(
 )
 
 
-def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--scenario", metavar="GLOB", help="only scenarios matching this glob"),
-        click.option(
-            "--model",
-            "models",
-            multiple=True,
-            metavar="SPEC",
-            help="only these models (repeatable)",
-        ),
-        click.option("--category", help="only this category"),
-        click.option(
-            "--label", type=click.Choice(["success", "intervention"]), help="only this label"
-        ),
-        click.option(
-            "--session", "sessions", multiple=True, metavar="ID", help="only these sessions"
-        ),
-        click.option("--since", metavar="WHEN", help="only since an ISO date or a span (7d)"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _stacked(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """One decorator applying ``options`` as if listed in this order above a command."""
+
+    def decorate(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+_scope_options = _stacked(
+    click.option("--scenario", metavar="GLOB", help="only scenarios matching this glob"),
+    click.option(
+        "--model",
+        "models",
+        multiple=True,
+        metavar="SPEC",
+        help="only these models (repeatable)",
+    ),
+    click.option("--category", help="only this category"),
+    click.option("--label", type=click.Choice(["success", "intervention"]), help="only this label"),
+    click.option("--session", "sessions", multiple=True, metavar="ID", help="only these sessions"),
+    click.option("--since", metavar="WHEN", help="only since an ISO date or a span (7d)"),
+)
+
+#: The agent, the episodes in scope and the strategy of a new improvement job.
+_job_options = _stacked(
+    click.option("--agent", required=True, metavar="NAME", help="the agent to improve"),
+    _scope_options,
+    click.option(
+        "--strategy",
+        type=click.Choice(["from_feedback", "from_runs"]),
+        default="from_feedback",
+        show_default=True,
+    ),
+)
+
+#: What a training run asks of the trainer (see :func:`_params`).
+_training_options = _stacked(
+    click.option("--backend", type=click.Choice(["stub", "sft"]), help="require this backend"),
+    click.option("--base-model", metavar="DIR|HUB_ID", help="default: the trainer's tiny model"),
+    click.option("--max-steps", type=click.IntRange(min=1), help="optimiser steps (default 1)"),
+    click.option("--param", "param_pairs", multiple=True, metavar="NAME=VALUE", help="a parameter"),
+)
 
 
 def _scope(kw: dict[str, Any]) -> dict[str, Any]:
@@ -102,14 +125,7 @@ def pipeline() -> None:
 
 @pipeline.command("create")
 @DB_OPTION
-@click.option("--agent", required=True, metavar="NAME", help="the agent to improve")
-@_scope_options
-@click.option(
-    "--strategy",
-    type=click.Choice(["from_feedback", "from_runs"]),
-    default="from_feedback",
-    show_default=True,
-)
+@_job_options
 @click.option("--note", help="free text")
 def create_cmd(db: str, agent: str, strategy: str, note: str | None, **kw: Any) -> None:
     """Create an improvement job over the episodes in scope; prints its id."""
@@ -169,10 +185,7 @@ def data_cmd(
 @DB_OPTION
 @click.option("--job", required=True, metavar="ID", help="the job whose data to train on")
 @URL_OPTION
-@click.option("--backend", type=click.Choice(["stub", "sft"]), help="require this backend")
-@click.option("--base-model", metavar="DIR|HUB_ID", help="default: the trainer's tiny model")
-@click.option("--max-steps", type=click.IntRange(min=1), help="optimiser steps (default 1)")
-@click.option("--param", "param_pairs", multiple=True, metavar="NAME=VALUE", help="a parameter")
+@_training_options
 @click.option("--run-id", metavar="ID", help="the run's id (default: JOB-random)")
 @click.option(
     "--wait",
@@ -283,20 +296,10 @@ def jobs_cmd(db: str, agent: str | None, as_json: bool) -> None:
 
 @pipeline.command("run")
 @DB_OPTION
-@click.option("--agent", required=True, metavar="NAME", help="the agent to improve")
-@_scope_options
-@click.option(
-    "--strategy",
-    type=click.Choice(["from_feedback", "from_runs"]),
-    default="from_feedback",
-    show_default=True,
-)
+@_job_options
 @click.option("--slice", "slice_", is_flag=True, help="from_runs: one row per decision")
 @URL_OPTION
-@click.option("--backend", type=click.Choice(["stub", "sft"]), help="require this backend")
-@click.option("--base-model", metavar="DIR|HUB_ID", help="default: the trainer's tiny model")
-@click.option("--max-steps", type=click.IntRange(min=1), help="optimiser steps (default 1)")
-@click.option("--param", "param_pairs", multiple=True, metavar="NAME=VALUE", help="a parameter")
+@_training_options
 @click.option("--name", metavar="NAME", help="the registered model's name")
 @click.option(
     "--timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS"
