@@ -1,5 +1,6 @@
 """What the SFT, DPO and GRPO layers share: reading JSONL datasets with file/line errors, loading
-the base model, the LoRA config, the step callback, and running a TRL trainer to a saved model.
+the base model, the LoRA config, the step callback, and running a TRL trainer to a saved model
+(:func:`fit_trl`: the config every trainer gets, the scratch folder, training and saving).
 
 Heavy libraries are imported inside the functions.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -193,3 +196,71 @@ def run_trainer(
         if values and math.isfinite(values[-1]):
             metrics[key.replace("/", "_")] = values[-1]
     return metrics
+
+
+def fit_trl(
+    name: str,
+    config_cls: type,
+    trainer_cls: type,
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict],
+    out: Path,
+    *,
+    max_steps: int,
+    learning_rate: float,
+    seed: int,
+    peft_config: Any,
+    on_step: StepCallback | None,
+    config: dict[str, Any],
+    trainer_args: dict[str, Any] | None = None,
+    keys: tuple[str, ...] = (),
+    check: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` on ``rows`` with a TRL trainer and save the result to ``out``.
+
+    ``config_cls`` (``SFTConfig``, ``DPOConfig``, ``GRPOConfig``) gets the settings every run
+    shares (constant learning rate, no warm-up, a log line per step, ``seed`` for model and data,
+    only the model saved) plus ``config``; its checkpoints go to a scratch folder beside ``out``
+    (``.<name>-work.*``), removed afterwards. ``trainer_cls`` gets the rows as a dataset, the
+    tokenizer, ``peft_config``, a step callback and ``trainer_args``; ``check(trainer)`` runs
+    before training. Returns :func:`run_trainer`'s metrics (with ``keys``).
+    """
+    from datasets import Dataset
+
+    from ._config import trl_config
+
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-work.", dir=out.parent))
+    try:
+        args = trl_config(
+            config_cls,
+            output_dir=str(work),
+            max_steps=max_steps,
+            gradient_accumulation_steps=1,
+            learning_rate=float(learning_rate),
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            logging_steps=1,
+            seed=seed,
+            data_seed=seed,
+            dataloader_pin_memory=False,
+            save_only_model=True,
+            **config,
+        )
+        with warnings.catch_warnings():  # peft uses an API transformers 5 deprecated
+            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
+            trainer = trainer_cls(
+                model=model,
+                args=args,
+                train_dataset=Dataset.from_list(rows),
+                processing_class=tokenizer,
+                peft_config=peft_config,
+                callbacks=[step_callback(on_step)],
+                **(trainer_args or {}),
+            )
+        if check is not None:
+            check(trainer)
+        return run_trainer(trainer, tokenizer, out, keys=keys)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

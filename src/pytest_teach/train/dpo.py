@@ -14,9 +14,6 @@ are imported inside the functions.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +22,10 @@ from ._common import (
     base_ref,
     check_args,
     check_messages,
+    fit_trl,
     load_base,
     lora_config,
     read_jsonl,
-    run_trainer,
-    step_callback,
 )
 
 __all__ = ["DPODataError", "load_preference_rows", "train_dpo"]
@@ -117,46 +113,28 @@ def train_dpo(
     base = base_ref(base_model)
     out = Path(output_dir)
 
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from ._config import trl_config
-
     model, tokenizer = load_base(base)
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".dpo-work.", dir=out.parent))
-    try:
-        args = trl_config(
-            DPOConfig,
-            output_dir=str(work),
-            max_steps=max_steps,
-            per_device_train_batch_size=min(batch_size, len(rows)),
-            gradient_accumulation_steps=1,
-            learning_rate=float(learning_rate),
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            logging_steps=1,
-            beta=float(beta),
-            max_length=max_length,
-            dataset_num_proc=None,
-            seed=seed,
-            data_seed=seed,
-            dataloader_pin_memory=False,
-            save_only_model=True,
-        )
-        with warnings.catch_warnings():  # peft uses an API transformers 5 deprecated
-            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
-            trainer = DPOTrainer(
-                model=model,
-                args=args,
-                train_dataset=Dataset.from_list(rows),
-                processing_class=tokenizer,
-                peft_config=lora_config(lora, lora_r, lora_alpha),
-                callbacks=[step_callback(on_step)],
-            )
-        metrics = run_trainer(
-            trainer, tokenizer, out, keys=("rewards/accuracies", "rewards/margins")
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    metrics = fit_trl(
+        "dpo",
+        DPOConfig,
+        DPOTrainer,
+        model,
+        tokenizer,
+        rows,
+        out,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        seed=seed,
+        peft_config=lora_config(lora, lora_r, lora_alpha),
+        on_step=on_step,
+        config={
+            "per_device_train_batch_size": min(batch_size, len(rows)),
+            "beta": float(beta),
+            "max_length": max_length,
+            "dataset_num_proc": None,
+        },
+        keys=("rewards/accuracies", "rewards/margins"),
+    )
     return {**metrics, "rows": len(rows), "lora": bool(lora), "base_model": base, "beta": beta}

@@ -15,9 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,11 +24,10 @@ from ._common import (
     base_ref,
     check_args,
     check_messages,
+    fit_trl,
     load_base,
     lora_config,
     read_jsonl,
-    run_trainer,
-    step_callback,
 )
 
 __all__ = [
@@ -233,54 +229,33 @@ def train_grpo(
     base = base_ref(base_model)
     out = Path(output_dir)
 
-    from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
-
-    from ._config import trl_config
 
     model, tokenizer = load_base(base)
     tokenizer.padding_side = "left"
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".grpo-work.", dir=out.parent))
-    try:
-        args = trl_config(
-            GRPOConfig,
-            output_dir=str(work),
-            max_steps=max_steps,
-            per_device_train_batch_size=batch_size * num_generations,
-            gradient_accumulation_steps=1,
-            num_generations=num_generations,
-            max_completion_length=max_completion_length,
-            temperature=float(temperature),
-            beta=float(beta),
-            learning_rate=float(learning_rate),
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            logging_steps=1,
-            seed=seed,
-            data_seed=seed,
-            dataloader_pin_memory=False,
-            save_only_model=True,
-        )
-        with warnings.catch_warnings():  # peft uses an API transformers 5 deprecated
-            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
-            trainer = GRPOTrainer(
-                model=model,
-                reward_funcs=funcs,
-                args=args,
-                train_dataset=Dataset.from_list(rows),
-                processing_class=tokenizer,
-                peft_config=lora_config(lora, lora_r, lora_alpha),
-                callbacks=[step_callback(on_step)],
-            )
-        metrics = run_trainer(
-            trainer,
-            tokenizer,
-            out,
-            keys=("reward", "reward_std", "frac_reward_zero_std", "checks/"),
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    metrics = fit_trl(
+        "grpo",
+        GRPOConfig,
+        GRPOTrainer,
+        model,
+        tokenizer,
+        rows,
+        out,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        seed=seed,
+        peft_config=lora_config(lora, lora_r, lora_alpha),
+        on_step=on_step,
+        config={
+            "per_device_train_batch_size": batch_size * num_generations,
+            "num_generations": num_generations,
+            "max_completion_length": max_completion_length,
+            "temperature": float(temperature),
+            "beta": float(beta),
+        },
+        trainer_args={"reward_funcs": funcs},
+        keys=("reward", "reward_std", "frac_reward_zero_std", "checks/"),
+    )
     return {
         **metrics,
         "rows": len(rows),

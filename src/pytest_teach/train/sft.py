@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +23,10 @@ from ._common import (
     check_args,
     check_messages,
     ensure_tiny_base,
+    fit_trl,
     load_base,
     lora_config,
     read_jsonl,
-    run_trainer,
-    step_callback,
 )
 
 __all__ = [
@@ -116,55 +112,40 @@ def train_sft(
     base = base_ref(base_model)
     out = Path(output_dir)
 
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
-
-    from ._config import trl_config
 
     model, tokenizer = load_base(base)
     assistant_only = bool(_GENERATION_MARKER.search(tokenizer.chat_template))
-    peft_config = lora_config(lora, lora_r, lora_alpha)
 
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".sft-work.", dir=out.parent))
-    try:
-        args = trl_config(
-            SFTConfig,
-            output_dir=str(work),
-            max_steps=max_steps,
-            per_device_train_batch_size=min(batch_size, len(rows)),
-            gradient_accumulation_steps=1,
-            learning_rate=float(learning_rate),
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            logging_steps=1,
-            max_length=max_length,
-            assistant_only_loss=assistant_only,
-            packing=False,
-            dataset_num_proc=None,
-            seed=seed,
-            data_seed=seed,
-            dataloader_pin_memory=False,
-            save_only_model=True,
-        )
-        with warnings.catch_warnings():  # peft uses an API transformers 5 deprecated
-            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
-            trainer = SFTTrainer(
-                model=model,
-                args=args,
-                train_dataset=Dataset.from_list(rows),
-                processing_class=tokenizer,
-                peft_config=peft_config,
-                callbacks=[step_callback(on_step)],
-            )
+    def keeps_rows(trainer: Any) -> None:
         if len(trainer.train_dataset) == 0:
             raise ValueError(
                 f"no row of {dataset_path} keeps an assistant token within max_length="
                 f"{max_length} tokens; raise max_length"
             )
-        metrics = run_trainer(trainer, tokenizer, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+    metrics = fit_trl(
+        "sft",
+        SFTConfig,
+        SFTTrainer,
+        model,
+        tokenizer,
+        rows,
+        out,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        seed=seed,
+        peft_config=lora_config(lora, lora_r, lora_alpha),
+        on_step=on_step,
+        config={
+            "per_device_train_batch_size": min(batch_size, len(rows)),
+            "max_length": max_length,
+            "assistant_only_loss": assistant_only,
+            "packing": False,
+            "dataset_num_proc": None,
+        },
+        check=keeps_rows,
+    )
     return {
         **metrics,
         "rows": len(rows),
