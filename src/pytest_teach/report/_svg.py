@@ -44,6 +44,50 @@ def _v(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
 
 
+def _head(kind: str, title: str, width: int, height: int, left: int) -> list[str]:
+    """The opening of a plotted chart: the ``<svg>`` tag with its accessible title and the
+    visible title above the plot."""
+    return [
+        f'<svg class="chart {kind}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_text(title)}">'
+        f"<title>{_text(title)}</title>",
+        f'<text x="{left}" y="14" class="title">{_text(title)}</text>',
+    ]
+
+
+def _axes(
+    left: int,
+    top: int,
+    plot_w: int,
+    plot_h: int,
+    height: int,
+    *,
+    y_ticks: tuple[str, str],
+    x_ticks: Sequence[tuple[str, str, str]],
+    x_label: str,
+    y_label: str,
+) -> list[str]:
+    """The close of a plotted chart: both axes, the ``y_ticks`` (bottom, top) values beside the
+    y axis, the ``x_ticks`` ``(x, anchor, text)`` under the x axis, the axis labels and
+    ``</svg>``."""
+    base = top + plot_h
+    return [
+        f'<line x1="{left}" x2="{left + plot_w}" y1="{base}" y2="{base}" class="axis"/>',
+        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{base}" class="axis"/>',
+        f'<text x="{left - 4}" y="{base}" text-anchor="end">{y_ticks[0]}</text>',
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{y_ticks[1]}</text>',
+        *(
+            f'<text x="{x}" y="{base + 14}" text-anchor="{anchor}">{text}</text>'
+            for x, anchor, text in x_ticks
+        ),
+        f'<text x="{_n(left + plot_w / 2)}" y="{height - 4}" text-anchor="middle" '
+        f'class="label">{_text(x_label)}</text>',
+        f'<text x="12" y="{_n(top + plot_h / 2)}" text-anchor="middle" class="label" '
+        f'transform="rotate(-90 12 {_n(top + plot_h / 2)})">{_text(y_label)}</text>',
+        "</svg>",
+    ]
+
+
 def balance_bar(
     share: float | None, *, low: float = 0.6, high: float = 0.7, width: int = 360
 ) -> Markup:
@@ -95,12 +139,7 @@ def histogram(
     bins = max(len(counts), 1)
     bw = plot_w / bins
     step = (hi - lo) / bins
-    parts = [
-        f'<svg class="chart hist" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_text(title)}">'
-        f"<title>{_text(title)}</title>",
-        f'<text x="{left}" y="14" class="title">{_text(title)}</text>',
-    ]
+    parts = _head("hist", title, width, height, left)
     for i, count in enumerate(counts):
         bh = plot_h * count / peak
         a, b = lo + i * step, lo + (i + 1) * step
@@ -109,22 +148,21 @@ def histogram(
             f'width="{_n(max(bw - 2, 1))}" height="{_n(bh)}" class="bar">'
             f"<title>[{_v(a)}, {_v(b)}{']' if i == bins - 1 else ')'}: {count}</title></rect>"
         )
-    base = top + plot_h
-    parts += [
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{base}" y2="{base}" class="axis"/>',
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{base}" class="axis"/>',
-        f'<text x="{left - 4}" y="{base}" text-anchor="end">0</text>',
-        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{peak}</text>',
-        f'<text x="{left}" y="{base + 14}" text-anchor="start">{_v(lo)}</text>',
-        f'<text x="{_n(left + plot_w / 2)}" y="{base + 14}" text-anchor="middle">'
-        f"{_v((lo + hi) / 2)}</text>",
-        f'<text x="{left + plot_w}" y="{base + 14}" text-anchor="end">{_v(hi)}</text>',
-        f'<text x="{_n(left + plot_w / 2)}" y="{height - 4}" text-anchor="middle" '
-        f'class="label">{_text(x_label)}</text>',
-        f'<text x="12" y="{_n(top + plot_h / 2)}" text-anchor="middle" class="label" '
-        f'transform="rotate(-90 12 {_n(top + plot_h / 2)})">{_text(y_label)}</text>',
-        "</svg>",
-    ]
+    parts += _axes(
+        left,
+        top,
+        plot_w,
+        plot_h,
+        height,
+        y_ticks=("0", str(peak)),
+        x_ticks=[
+            (str(left), "start", _v(lo)),
+            (_n(left + plot_w / 2), "middle", _v((lo + hi) / 2)),
+            (str(left + plot_w), "end", _v(hi)),
+        ],
+        x_label=x_label,
+        y_label=y_label,
+    )
     return Trusted("".join(parts))
 
 
@@ -155,12 +193,7 @@ def line_chart(
         return top + plot_h * (1 - (v - lo) / (hi - lo))
 
     drawn = [(i, label, v) for i, (label, v) in enumerate(points) if math.isfinite(v)]
-    parts = [
-        f'<svg class="chart line" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_text(title)}">'
-        f"<title>{_text(title)}</title>",
-        f'<text x="{left}" y="14" class="title">{_text(title)}</text>',
-    ]
+    parts = _head("line", title, width, height, left)
     if len(drawn) > 1:
         path = " ".join(f"{_n(px(i))},{_n(py(v))}" for i, _, v in drawn)
         parts.append(f'<polyline points="{path}" class="trend"/>')
@@ -171,18 +204,15 @@ def line_chart(
             f'<circle cx="{_n(px(i))}" cy="{_n(py(v))}" r="{r}" class="{cls}">'
             f"<title>{_text(label)}: {_v(v)}{' (drop)' if i in flagged else ''}</title></circle>"
         )
-    base = top + plot_h
-    parts += [
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{base}" y2="{base}" class="axis"/>',
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{base}" class="axis"/>',
-        f'<text x="{left - 4}" y="{base}" text-anchor="end">{_v(lo)}</text>',
-        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{_v(hi)}</text>',
-        f'<text x="{left}" y="{base + 14}" text-anchor="start">1</text>',
-        f'<text x="{left + plot_w}" y="{base + 14}" text-anchor="end">{max(n, 1)}</text>',
-        f'<text x="{_n(left + plot_w / 2)}" y="{height - 4}" text-anchor="middle" '
-        f'class="label">{_text(x_label)}</text>',
-        f'<text x="12" y="{_n(top + plot_h / 2)}" text-anchor="middle" class="label" '
-        f'transform="rotate(-90 12 {_n(top + plot_h / 2)})">{_text(y_label)}</text>',
-        "</svg>",
-    ]
+    parts += _axes(
+        left,
+        top,
+        plot_w,
+        plot_h,
+        height,
+        y_ticks=(_v(lo), _v(hi)),
+        x_ticks=[(str(left), "start", "1"), (str(left + plot_w), "end", str(max(n, 1)))],
+        x_label=x_label,
+        y_label=y_label,
+    )
     return Trusted("".join(parts))
