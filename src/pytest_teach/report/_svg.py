@@ -56,10 +56,7 @@ def _head(kind: str, title: str, width: int, height: int, left: int) -> list[str
 
 
 def _axes(
-    left: int,
-    top: int,
-    plot_w: int,
-    plot_h: int,
+    area: tuple[int, int, int, int],
     height: int,
     *,
     y_ticks: tuple[str, str],
@@ -67,9 +64,10 @@ def _axes(
     x_label: str,
     y_label: str,
 ) -> list[str]:
-    """The close of a plotted chart: both axes, the ``y_ticks`` (bottom, top) values beside the
-    y axis, the ``x_ticks`` ``(x, anchor, text)`` under the x axis, the axis labels and
-    ``</svg>``."""
+    """The close of a plotted chart of ``height`` whose plot ``area`` is ``(left, top, plot
+    width, plot height)``: both axes, the ``y_ticks`` (bottom, top) values beside the y axis, the
+    ``x_ticks`` ``(x, anchor, text)`` under the x axis, the axis labels and ``</svg>``."""
+    left, top, plot_w, plot_h = area
     base = top + plot_h
     return [
         f'<line x1="{left}" x2="{left + plot_w}" y1="{base}" y2="{base}" class="axis"/>',
@@ -149,10 +147,7 @@ def histogram(
             f"<title>[{_v(a)}, {_v(b)}{']' if i == bins - 1 else ')'}: {count}</title></rect>"
         )
     parts += _axes(
-        left,
-        top,
-        plot_w,
-        plot_h,
+        (left, top, plot_w, plot_h),
         height,
         y_ticks=("0", str(peak)),
         x_ticks=[
@@ -205,10 +200,7 @@ def line_chart(
             f"<title>{_text(label)}: {_v(v)}{' (drop)' if i in flagged else ''}</title></circle>"
         )
     parts += _axes(
-        left,
-        top,
-        plot_w,
-        plot_h,
+        (left, top, plot_w, plot_h),
         height,
         y_ticks=(_v(lo), _v(hi)),
         x_ticks=[(str(left), "start", "1"), (str(left + plot_w), "end", str(max(n, 1)))],
