@@ -268,35 +268,43 @@ def _phase_split(s: LoopSettings, echo: Echo) -> SuiteSplit:
     return split
 
 
-def _selected(s: LoopSettings, ids_file: str) -> list[str]:
-    return [s.suite, "-p", "pytest_teach.loop.select", "--teach-ids", ids_file]
+def _recorded_run(
+    s: LoopSettings,
+    ids_file: str,
+    options: Sequence[str],
+    log: Path,
+    what: str,
+    progress: Progress | None = None,
+) -> tuple[str, PytestRun]:
+    """Run the tests listed in ``ids_file`` with ``options``, recording into the store; return
+    the session the run recorded and the run.
+
+    Raises:
+        LoopError: pytest failed for another reason than failing tests (``what`` failed).
+    """
+    before = recorded_sessions(s.db)
+    args = [
+        *(s.suite, "-p", "pytest_teach.loop.select", "--teach-ids", ids_file),
+        *options,
+        *("--collect-training-data", "--teach-db", str(s.db)),
+        *("-q", "--tb=line", "-p", "no:cacheprovider"),
+    ]
+    run = run_suite(args, log, progress)
+    if run.returncode not in (0, 1):
+        raise LoopError(
+            f"{what} failed (pytest exit {run.returncode}): {run.last_line()}; see {log}"
+        )
+    return new_session(s.db, before, ids_file), run
 
 
 def _phase_collect(s: LoopSettings, split: SuiteSplit, echo: Echo) -> str:
     ids_file = str((s.output / "train-ids.txt").resolve())
     log = s.output / "collect.log"
-    before = recorded_sessions(s.db)
-    args = [
-        *_selected(s, ids_file),
-        "--model",
-        ORACLE,
-        "--collect-training-data",
-        "--teach-db",
-        str(s.db),
-        "-q",
-        "--tb=line",
-        "-p",
-        "no:cacheprovider",
-    ]
     total = len(split.train)
     with Progress(total, unit="test", echo=echo, prefix="[2/4 collect] ", every=None) as progress:
-        run = run_suite(args, log, progress)
-    if run.returncode not in (0, 1):
-        raise LoopError(
-            f"collecting with {ORACLE} failed (pytest exit {run.returncode}): {run.last_line()}; "
-            f"see {log}"
+        session, _ = _recorded_run(
+            s, ids_file, ("--model", ORACLE), log, f"collecting with {ORACLE}", progress
         )
-    session = new_session(s.db, before, ids_file)
     rate = _rates(s.db, session)[None]
     echo(
         f"[2/4 collect] {ORACLE} on the {len(split.train)} training tests: {rate} passed -> "
@@ -426,29 +434,10 @@ def _phase_ab(
         f"[4/4 a/b]     {spec_a} (A) vs {spec_b} (B) on the {len(split.held_out)} held-out "
         f"tests, greedy"
     )
-    before = recorded_sessions(s.db)
-    args = [
-        *_selected(s, ids_file),
-        "--ab",
-        f"{spec_a},{spec_b}",
-        "--ab-gate",
-        "--teach-report",
-        str(s.report),
-        "--collect-training-data",
-        "--teach-db",
-        str(s.db),
-        "-q",
-        "--tb=line",
-        "-p",
-        "no:cacheprovider",
-    ]
-    run = run_suite(args, log)
-    code, out = run.returncode, run.output
-    if code not in (0, 1):
-        raise LoopError(f"the A/B run failed (pytest exit {code}): {run.last_line()}; see {log}")
-    session = new_session(s.db, before, ids_file)
-    verdict = "APPROVE" if code == 0 else "REJECT"
-    return session, _rates(s.db, session), verdict, _section(out, "A/B comparison")
+    options = ("--ab", f"{spec_a},{spec_b}", "--ab-gate", "--teach-report", str(s.report))
+    session, run = _recorded_run(s, ids_file, options, log, "the A/B run")
+    verdict = "APPROVE" if run.returncode == 0 else "REJECT"
+    return session, _rates(s.db, session), verdict, _section(run.output, "A/B comparison")
 
 
 # -- the loop ----------------------------------------------------------------------------------
