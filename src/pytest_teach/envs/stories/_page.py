@@ -567,20 +567,19 @@ class StoryPage:
 
     def press(self, key: str) -> Snapshot:
         """Press ``key`` (``Tab``, ``Enter``, ``Space``, ``Shift+Tab``...) and read the page."""
-        from playwright.sync_api import Error
-
-        try:
-            self.watchdog.call(lambda: self.page.keyboard.press(key))
-        except Error as exc:
-            return Snapshot(lost=_first_line(exc))
-        return self.snapshot()
+        return self._keyboard(lambda: self.page.keyboard.press(key))
 
     def type(self, text: str) -> Snapshot:
         """Type ``text`` into the focused element and read the page."""
+        return self._keyboard(lambda: self.page.keyboard.type(text))
+
+    def _keyboard(self, action: Callable[[], object]) -> Snapshot:
+        """Run the keyboard ``action`` under the watchdog and read the page (a lost snapshot
+        when the page went away)."""
         from playwright.sync_api import Error
 
         try:
-            self.watchdog.call(lambda: self.page.keyboard.type(text))
+            self.watchdog.call(action)
         except Error as exc:
             return Snapshot(lost=_first_line(exc))
         return self.snapshot()
