@@ -20,7 +20,7 @@ import click
 import pytest
 
 from pytest_teach._progress import Progress, clock, stream_of
-from pytest_teach.loop._loop import _pytest
+from pytest_teach.loop import run_suite
 
 ETA = re.compile(r"ETA \d+:\d\d")
 
@@ -172,14 +172,14 @@ def test_collection_run_reports_each_test(tmp_path: Path, terminal: Terminal) ->
 
     lines: list[str] = []
     with Progress(None, unit="test", echo=lines.append, prefix="[2/4 collect] ", every=None) as p:  # fmt: skip
-        code, out = _pytest(args, tmp_path / "collect.log", p)
-    assert code == 1 and "1 failed, 11 passed" in out
+        run = run_suite(args, tmp_path / "collect.log", p)
+    assert run.returncode == 1 and "1 failed, 11 passed" in run.output
     assert [line.split()[3] for line in lines] == [f"{n}/12" for n in range(1, 13)]
     assert all(line.startswith("[2/4 collect] test ") and ETA.search(line) for line in lines[1:])
     assert "1 failed, 11 passed" in (tmp_path / "collect.log").read_text()
 
     with Progress(None, unit="test", echo=terminal.echo, every=None) as p:
-        _pytest(args, tmp_path / "collect.log", p)
+        run_suite(args, tmp_path / "collect.log", p)
     last = terminal.read().split("\r")[-1]
     assert "12/12 tests" in last and ETA.search(last)
 
