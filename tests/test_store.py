@@ -168,16 +168,15 @@ def test_record_tables_are_read_and_written_through_store_methods(tmp_path: Path
 
 
 def test_record_writes_refuse_a_read_only_store(tmp_path: Path) -> None:
-    import os
+    from .conftest import read_only
 
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        pytest.skip("root writes read-only files")
     path = tmp_path / "s.db"
     open_store(path, create=True).close()
-    path.chmod(0o444)
-    store = _store.Store(path, _store._connect_for_reading(path))
-    with pytest.raises(StoreError, match="read-only"):
-        store.insert_record("improvement_jobs", _job_row("abcd0001", "planner", 1.0))
+    with read_only(path):
+        store = _store.Store(path, _store._connect_for_reading(path))
+        with pytest.raises(StoreError, match="read-only"):
+            store.insert_record("improvement_jobs", _job_row("abcd0001", "planner", 1.0))
+        store.close()
 
 
 def test_scenario_glob_treats_brackets_literally(tmp_path: Path) -> None:

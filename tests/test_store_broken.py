@@ -25,6 +25,8 @@ from pytest_teach import open_store
 from pytest_teach.cli import cli
 from pytest_teach.store import Episode, Label, Step, Store, StoreError, _store, new_id
 
+from .conftest import read_only
+
 SUITE = """
 import pytest
 
@@ -49,29 +51,6 @@ def _empty_wal(path: Path) -> bool:
     the -wal must hold nothing."""
     wal = path.with_name(path.name + "-wal")
     return not wal.exists() or wal.stat().st_size == 0
-
-
-@contextlib.contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """Make a file or folder read-only: ``chattr +i`` as root, permission bits otherwise."""
-    if os.geteuid() != 0:
-        mode = path.stat().st_mode
-        path.chmod(0o555 if path.is_dir() else 0o444)
-        try:
-            yield
-        finally:
-            path.chmod(mode)
-        return
-    chattr = shutil.which("chattr")
-    if chattr is None:
-        pytest.skip("root ignores permission bits, and there is no chattr for the immutable flag")
-    done = subprocess.run([chattr, "+i", str(path)], capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"root ignores permission bits, and chattr +i fails here: {done.stderr}")
-    try:
-        yield
-    finally:
-        subprocess.run([chattr, "-i", str(path)], check=True)
 
 
 @contextlib.contextmanager
