@@ -24,7 +24,7 @@ from . import __version__
 from .errors import InfrastructureError
 from .predictor import WARNING_KEY
 from .recorder import EpisodeRecorder
-from .redaction import redact_argv
+from .redaction import redact, redact_argv, redact_url
 from .store import (
     ArtifactRef,
     Episode,
@@ -34,6 +34,7 @@ from .store import (
     Step,
     Store,
     StoreError,
+    is_url,
     new_id,
     replay,
     to_jsonable,
@@ -63,13 +64,15 @@ _REPORT_STEPS = 3
 _INLINE_IMAGE_LIMIT = 512 * 1024
 
 
-def db_path(config: pytest.Config) -> Path:
-    """The store's path: ``--teach-db`` (relative to the cwd), ini ``teach_db`` or the default
-    (relative to the rootdir)."""
+def db_path(config: pytest.Config) -> Path | str:
+    """The store: ``--teach-db`` (a path relative to the cwd), ini ``teach_db`` or the default
+    (relative to the rootdir); a ``postgresql://`` URL in either is a team store, as given."""
     option = config.getoption("teach_db")
     if option:
-        return Path(option).expanduser().resolve()
+        return option.strip() if is_url(option) else Path(option).expanduser().resolve()
     ini = config.getini("teach_db") or DEFAULT_DB
+    if is_url(ini):
+        return ini.strip()
     return (Path(config.rootpath) / Path(ini).expanduser()).resolve()
 
 
@@ -255,6 +258,8 @@ class Collector:
         self.persist = persist
         self.scorer = scorer  # --intervention-predictor: scores each step as it is recorded
         self.path = db_path(config)
+        #: The store's name in messages (a URL's password masked).
+        self.location = redact_url(self.path) if isinstance(self.path, str) else str(self.path)
         self.write_failures = 0
         self.store: Store | None = None
         self.journal: Journal | None = None
@@ -284,7 +289,9 @@ class Collector:
         except StoreError as exc:
             raise pytest.UsageError(f"--teach-db: {exc}") from None
         except OSError as exc:
-            raise pytest.UsageError(f"--teach-db: cannot write beside {self.path}: {exc}") from None
+            raise pytest.UsageError(
+                f"--teach-db: cannot write beside {self.location}: {exc}"
+            ) from None
 
     def flush(self) -> None:
         """Commit the pending episodes in one transaction, then empty the journal."""
@@ -297,7 +304,8 @@ class Collector:
         except Exception as exc:  # the journal keeps them; the next session replays it
             self.write_failures += len(episodes)
             warnings.warn(
-                f"pytest-teach could not commit {len(episodes)} episodes to {self.path} ({exc}); "
+                f"pytest-teach could not commit {len(episodes)} episodes to {self.location} "
+                f"({redact(str(exc))}); "
                 f"they stay in {self.journal.path} and are replayed by the next run",
                 stacklevel=1,
             )
@@ -386,7 +394,7 @@ class Collector:
         except OSError as exc:  # the run goes on; the summary reports the loss
             self.write_failures += 1
             warnings.warn(
-                f"pytest-teach could not record {item.nodeid} into {self.path}: {exc}",
+                f"pytest-teach could not record {item.nodeid} into {self.location}: {exc}",
                 stacklevel=1,
             )
             return False

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from ._collector import episode_from_wire
-from .redaction import redact
-from .store import Episode, Store, StoreError
+from .redaction import redact, redact_argv, redact_url
+from .store import Episode, Store, StoreError, is_url
 
 DEFAULT_REPORT = "reports/teach-report.html"
 _FLAGGED_SHOWN = 20
@@ -27,7 +27,7 @@ class RunResults:
         self,
         config: pytest.Config,
         *,
-        db: Path | None,
+        db: Path | str | None,
         session_id: str,
         ab: tuple[str, str] | None,
         gate: bool,
@@ -114,7 +114,7 @@ class RunResults:
         history = None
         sessions: list[dict[str, Any]] = []
         store: Store | None = None
-        if self.db is not None and self.db.exists():
+        if self.db is not None and (is_url(self.db) or Path(self.db).exists()):
             try:
                 from .compare import history as history_of
 
@@ -129,7 +129,7 @@ class RunResults:
                 return self.images[sha]
             if store is not None:
                 try:
-                    return store.artifact_path(sha).read_bytes()
+                    return store.read_artifact(sha)
                 except (StoreError, OSError):
                     return None
             return None
@@ -140,7 +140,7 @@ class RunResults:
                 comparison=self.comparison,
                 history=history,
                 sessions=sessions,
-                title="pytest-teach: " + " ".join(self.config.invocation_params.args),
+                title="pytest-teach: " + " ".join(redact_argv(self.config.invocation_params.args)),
                 image=image,
             )
             self.report_written = write_report(self.report_path, html)
@@ -161,7 +161,7 @@ class RunResults:
             share = f"{100 * counts['intervention'] / labeled:.1f}%" if labeled else "n/a"
             line = (
                 f"pytest-teach: {len(self.episodes)} episodes recorded ({parts}); "
-                f"interventions {share} -> {self.db}"
+                f"interventions {share} -> {redact_url(str(self.db))}"
             )
             failures = getattr(self.collector, "write_failures", 0)
             if failures:

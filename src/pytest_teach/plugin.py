@@ -55,9 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--teach-db",
-        metavar="PATH",
+        metavar="PATH|URL",
         default=None,
-        help=f"the experience store (default: {DEFAULT_DB} under the rootdir; ini: teach_db)",
+        help=f"the experience store: a SQLite file or a postgresql:// URL (default: {DEFAULT_DB} "
+        "under the rootdir; ini: teach_db)",
     )
     group.addoption(
         "--model",
@@ -111,7 +112,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     add_trainer_options(group)
     add_minigrid_options(group)
-    parser.addini("teach_db", "pytest-teach experience store path, relative to the rootdir")
+    parser.addini(
+        "teach_db",
+        "pytest-teach experience store: a path relative to the rootdir, or a postgresql:// URL",
+    )
     parser.addini("teach_teacher", "the `teacher` fixture's spec (oracle)")
     parser.addini("teach_cache_dir", "where --teach-cache keeps model calls (.teach/cache)")
     parser.addini("teach_chromium", "the Chromium executable for browser scenarios")

@@ -19,8 +19,8 @@ DB_OPTION = click.option(
     envvar="TEACH_DB",
     default=DEFAULT_DB,
     show_default=True,
-    metavar="PATH",
-    help="the experience store (env TEACH_DB)",
+    metavar="PATH|URL",
+    help="the experience store: a SQLite file or a postgresql:// URL (env TEACH_DB)",
 )
 
 
@@ -46,6 +46,11 @@ class TeachCommand(click.Command):
             fail(str(exc), ctx=ctx)
         except sqlite3.DatabaseError as exc:
             fail(database_error(exc, ctx), ctx=ctx)
+        except Exception as exc:
+            if not type(exc).__module__.startswith("psycopg"):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            fail(f"the PostgreSQL store: {first}", ctx=ctx)  # fail() masks any secret
 
 
 def database_error(exc: sqlite3.DatabaseError, ctx: click.Context | None = None) -> str:

@@ -17,7 +17,8 @@ def store_group() -> None:
 @store_group.command("check")
 @DB_OPTION
 def check_cmd(db: str) -> None:
-    """Run SQLite's integrity_check on the store (read-only) and report ok or the problems.
+    """Check the store, read-only: SQLite's integrity_check on a file; the schema and every
+    artifact's chunks on PostgreSQL. Reports ok or the problems.
 
     Exits 0 when the store is sound, 1 when problems were found.
     """

@@ -75,7 +75,7 @@ def history(
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if model is not None and store.count(model=model) == 0:
         known = ", ".join(sorted(store.stats()["by_model"])) or "none"
-        raise StoreError(f"no episodes for model {model!r} in {store.path} (models: {known})")
+        raise StoreError(f"no episodes for model {model!r} in {store.location} (models: {known})")
     read, higher = METRICS[metric]
     since = None if days is None else time.time() - days * 86400
     started = {s["id"]: s["started_at"] for s in store.sessions()}

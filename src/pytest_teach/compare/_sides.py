@@ -39,7 +39,7 @@ def resolve_side(store: Store, ident: str, option: str = "--baseline") -> tuple[
     if not episodes:
         known = sorted(store.stats()["by_model"])
         raise StoreError(
-            f"{option} {ident!r} is neither a session id nor a model in {store.path} "
+            f"{option} {ident!r} is neither a session id nor a model in {store.location} "
             f"(models: {', '.join(known) or 'none'}; sessions: see `teach history`)"
         )
     return text, episodes

@@ -63,7 +63,7 @@ def export(
     chosen.setdefault("include_errors", False)
     merged = {**exporter.default_filters, **chosen}
     context = redact_value(
-        {"db": str(store.path), "filters": {k: str(v) for k, v in chosen.items()}}
+        {"db": store.location, "filters": {k: str(v) for k, v in chosen.items()}}
     )
     try:
         return exporter.write(store.episodes(**merged), Path(out), context, allow_empty=allow_empty)

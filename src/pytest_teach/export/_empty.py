@@ -38,7 +38,7 @@ def why_empty(store: Store, fmt: str, filters: dict[str, Any]) -> str:
     if matched:
         return f"{matched} episode(s) match the filters but give no {fmt} rows"
     if not store.count():
-        return f"the store {store.path} has no episodes"
+        return f"the store {store.location} has no episodes"
     pattern = filters.get("scenario")
     if pattern and not store.count(scenario=pattern):
         names = list(store.stats()["by_scenario"])

@@ -231,7 +231,7 @@ def _default_out(store: Store, job_id: str, trainer_url: str | None, token: str 
                 "and copy the file there"
             )
         return data_dir / "datasets" / f"{job_id}.jsonl"
-    return store.path.parent / "datasets" / f"{job_id}.jsonl"
+    return store.local_dir / "datasets" / f"{job_id}.jsonl"
 
 
 def generate_training_data(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._progress import Echo, Progress
+from ..redaction import redact_url
 from ..store import Store
 from ..train import BaseModel, StepCallback, TrainPlan, TrainSettings, train_model
 from ._records import PipelineError, SpecialistModel
@@ -152,9 +153,9 @@ def train_from_store(
             target = Path(export_to) if export_to is not None else Path(tmp) / f"{method}.jsonl"
             with _opened(store) as opened:  # type: ignore[arg-type]
                 result = export(opened, method, target, **(filters or {}))
-                db = opened.path
+                db = opened.location if opened.path is None else str(opened.path.resolve())
             if result.rows == 0:
-                where = store if not isinstance(store, Store) else store.path
+                where = store.location if isinstance(store, Store) else redact_url(str(store))
                 raise NothingToTrain(
                     f"no {method} rows in the store {where}"
                     + (" match the filters" if used else "")
@@ -162,7 +163,7 @@ def train_from_store(
                 )
             path = str(result.path)
             source = {
-                "db": str(Path(db).resolve()),
+                "db": db,
                 "format": method,
                 "filters": {k: str(v) for k, v in used.items()},
             }

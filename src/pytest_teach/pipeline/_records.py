@@ -143,7 +143,7 @@ def _resolve(store: Store, table: str, prefix: str, what: str) -> str:
         if len(found) > 1:
             raise PipelineError(f"{what} id {prefix!r} is ambiguous; give more characters")
         return found[0]
-    raise PipelineError(f"unknown {what} {prefix!r} in {store.path}")
+    raise PipelineError(f"unknown {what} {prefix!r} in {store.location}")
 
 
 def _from_row(cls: type[_T], r: dict[str, Any], json_columns: tuple[str, ...]) -> _T:

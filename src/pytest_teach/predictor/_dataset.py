@@ -79,7 +79,7 @@ def labeled_episodes(store: Store, **filters: Any) -> list[Episode]:
     episodes = [
         e for e in store.episodes(include_errors=False, **chosen) if e.label in (0, 1) and e.steps
     ]
-    where = f"{store.path}" + (" (with these filters)" if chosen else "")
+    where = f"{store.location}" + (" (with these filters)" if chosen else "")
     if not episodes:
         raise PredictorError(
             f"no labeled episodes with steps in {where}; record some with "
@@ -146,7 +146,7 @@ def split_members(
         hint = f" ({trained_on})" if trained_on else ""
         raise PredictorError(
             f"{len(missing)} of the {len(wanted)} episodes the model was trained and tested on "
-            f"are not in {store.path} (first: {missing[0]}); pass the --db it was trained on"
+            f"are not in {store.location} (first: {missing[0]}); pass the --db it was trained on"
             f"{hint}"
         )
     return episodes

@@ -225,7 +225,7 @@ def evaluate_predictor(
         )
     metrics = {
         "model": str(predictor.path),
-        "db": str(store.path),
+        "db": store.location,
         "labeling": predictor.config.get("labeling"),
         "test_episodes": len(split.test),
         "test_steps": len(labels),

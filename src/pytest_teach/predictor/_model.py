@@ -348,7 +348,7 @@ def image_source(store: Store) -> ImageSource:
 
     def image_of(sha: str) -> bytes | None:
         try:
-            return store.artifact_path(sha).read_bytes()
+            return store.read_artifact(sha)
         except (StoreError, OSError):
             return None
 

@@ -164,7 +164,7 @@ def _training_set(
     labels = {ex.label for ex in fit}
     if len(labels) < 2:
         raise PredictorError(
-            f"the training steps of {store.path} are all labelled {labels.pop()}; "
+            f"the training steps of {store.location} are all labelled {labels.pop()}; "
             "the predictor needs both"
         )
     started = time.perf_counter()
@@ -329,7 +329,7 @@ def _provenance(
         "labeling": LABELING,
         "split": data.split.as_dict(),
         "training": asdict(cfg),
-        "db": str(store.path),
+        "db": store.location,
         "filters": {k: str(v) for k, v in (filters or {}).items() if v is not None},
         "metrics": metrics,
     }

@@ -27,12 +27,12 @@ def _chosen_session(store: Store, sessions: list[dict], session: str | None) -> 
         matches = [s["id"] for s in sessions if s["id"].startswith(session.strip().lower())]
         if len(matches) != 1:
             raise StoreError(
-                f"--session {session!r} matches {len(matches)} sessions in {store.path}; "
+                f"--session {session!r} matches {len(matches)} sessions in {store.location}; "
                 "see `teach history` for ids"
             )
         return matches[0]
     if not sessions:
-        raise StoreError(f"{store.path} has no sessions yet")
+        raise StoreError(f"{store.location} has no sessions yet")
     return sessions[-1]["id"]
 
 
@@ -72,7 +72,7 @@ def report_store(
 
     def image(sha: str) -> bytes | None:
         try:
-            return store.artifact_path(sha).read_bytes()
+            return store.read_artifact(sha)
         except (StoreError, OSError):
             return None
 

@@ -1,9 +1,12 @@
-"""The experience store: episodes, steps, labels, feedback and artifacts in one SQLite file."""
+"""The experience store: episodes, steps, labels, feedback and artifacts, in one SQLite file or
+a PostgreSQL database shared by a team."""
 
 from ._codec import EpisodeDataError, dumps, to_jsonable
 from ._health import StoreCheck, check_store, describe_database_error
 from ._journal import Journal, replay
+from ._merge import MergeConflict, MergeReport, TableMerge, copy_store, merge_stores
 from ._models import OUTCOMES, Episode, Feedback, Label, Step, entropy_of
+from ._postgres import is_url
 from ._recover import Recovery, TableRecovery, recover_store
 from ._store import (
     ArtifactRef,
@@ -24,16 +27,22 @@ __all__ = [
     "EpisodeFilter",
     "Feedback",
     "Label",
+    "MergeConflict",
+    "MergeReport",
     "Recovery",
     "Step",
     "Store",
     "StoreCheck",
     "StoreError",
+    "TableMerge",
     "TableRecovery",
     "check_store",
+    "copy_store",
     "describe_database_error",
     "dumps",
     "entropy_of",
+    "is_url",
+    "merge_stores",
     "new_id",
     "open_store",
     "parse_since",

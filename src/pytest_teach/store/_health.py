@@ -184,7 +184,7 @@ def _problems(rows: list[Any]) -> list[str]:
 class StoreCheck:
     """What ``teach store check`` found: ``problems`` is empty when the store is sound."""
 
-    path: Path
+    path: Path | str
     problems: list[str] = field(default_factory=list)
     schema_version: int | None = None
     episodes: int | None = None
@@ -199,6 +199,15 @@ class StoreCheck:
     def lines(self) -> list[str]:
         """The report, one finding per line."""
         size = f"{self.size / 2**20:.1f} MB"
+        if self.ok and isinstance(self.path, str):
+            return [
+                f"ok: {self.path} answers (PostgreSQL; schema {self.schema_version}, "
+                f"{self.episodes} episodes, every artifact whole, {size})"
+            ]
+        if isinstance(self.path, str):
+            return [f"{self.path}: {len(self.problems)} problem(s) ({size}):"] + [
+                f"  {p}" for p in self.problems
+            ]
         if self.ok:
             out = [
                 f"ok: {self.path} passed integrity_check (schema {self.schema_version}, "
@@ -240,7 +249,14 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
 def check_store(path: str | os.PathLike[str], limit: int = 100) -> StoreCheck:
     """Run ``PRAGMA integrity_check`` on the store at ``path``, read-only, and say what it found.
 
+    A PostgreSQL store (a URL) is checked for its schema and for artifacts whose chunks don't
+    add up to their size; its server keeps the pages consistent itself.
+
     Raises :class:`FileNotFoundError` when there is no file there."""
+    from ._postgres import is_url
+
+    if is_url(path):
+        return _check_postgres(str(path), limit)
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"no store file at {p}")
@@ -270,4 +286,30 @@ def check_store(path: str | os.PathLike[str], limit: int = 100) -> StoreCheck:
         report.problems.append(f"SQLite stopped reading it: {exc}")
     finally:
         conn.close()
+    return report
+
+
+def _check_postgres(url: str, limit: int) -> StoreCheck:
+    from ._store import Store
+
+    store = Store.open(url)  # unreachable, refused or not a store: StoreError, one line
+    try:
+        conn = store.conn
+        report = StoreCheck(
+            path=store.location,
+            size=conn.execute("SELECT pg_database_size(current_database())").fetchone()[0],
+            schema_version=store.schema_version,
+            episodes=conn.execute("SELECT COUNT(*) FROM episodes").fetchone()[0],
+        )
+        rows = conn.execute(
+            "SELECT a.sha256, a.size, COALESCE(c.n, 0) FROM artifacts a LEFT JOIN "
+            "(SELECT sha256, SUM(octet_length(data)) AS n FROM artifact_chunks GROUP BY sha256) c "
+            "ON c.sha256 = a.sha256 WHERE COALESCE(c.n, 0) <> a.size LIMIT ?",
+            (int(limit),),
+        ).fetchall()
+        report.problems = [
+            f"artifact {sha}: {n} of its {size} bytes stored" for sha, size, n in rows
+        ]
+    finally:
+        store.close()
     return report

@@ -24,8 +24,17 @@ SUFFIX = ".journal"
 
 
 def journal_dir(store: Store) -> Path:
-    """Where the journals of ``store`` live: ``<db>.journals/`` beside the database."""
-    return store.path.with_name(store.path.name + ".journals")
+    """Where the journals of ``store`` live: ``<db>.journals/`` beside a SQLite file; for a
+    PostgreSQL store, a folder of this machine's cache named after the database (never after
+    its password)."""
+    if store.path is not None:
+        return store.path.with_name(store.path.name + ".journals")
+    import hashlib
+
+    import platformdirs
+
+    key = hashlib.sha256(store.location.encode("utf-8")).hexdigest()[:16]
+    return platformdirs.user_cache_path("pytest-teach") / "journals" / key
 
 
 def _to_record(episode: Episode, artifacts: Sequence[ArtifactRef]) -> dict[str, Any]:

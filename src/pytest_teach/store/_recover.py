@@ -120,6 +120,13 @@ def recover_store(source: str | os.PathLike[str], dest: str | os.PathLike[str]) 
 
     ``source`` is only read. ``dest`` must not exist: it is never overwritten. Raises
     :class:`StoreError` when nothing can be recovered (the schema itself is unreadable)."""
+    from ._postgres import is_url
+
+    if is_url(source):
+        raise StoreError(
+            "recover reads a damaged SQLite file; a PostgreSQL store is kept consistent by its "
+            "server (copy it with `teach store copy`)"
+        )
     src = Path(source).expanduser()
     out = Path(dest).expanduser()
     if not src.is_file():

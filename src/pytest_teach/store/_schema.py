@@ -7,9 +7,25 @@ a store is never left half-migrated.
 
 from __future__ import annotations
 
+import re
+from typing import NamedTuple
+
 APPLICATION = "pytest-teach"
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+#: The backends a store can live on.
+BACKENDS = ("sqlite", "postgresql")
+
+
+class Only(NamedTuple):
+    """A migration statement for one backend only."""
+
+    backend: str
+    sql: str
+
+
+#: One schema for both backends, written in SQLite's spelling; :func:`statements` renders it
+#: for PostgreSQL (REAL is DOUBLE PRECISION, AUTOINCREMENT is BIGSERIAL, BLOB is BYTEA).
+MIGRATIONS: dict[int, tuple[str | Only, ...]] = {
     1: (
         """CREATE TABLE IF NOT EXISTS meta (
             key TEXT PRIMARY KEY,
@@ -151,6 +167,48 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # (pytest --intervention-predictor); NULL for steps recorded without one
         "ALTER TABLE steps ADD COLUMN intervention_p REAL",
     ),
+    4: (
+        # the team store: on PostgreSQL artifacts live in the database, content-addressed and
+        # chunked (streamed both ways); SQLite keeps them as files under artifacts/
+        Only(
+            "postgresql",
+            """CREATE TABLE artifact_chunks (
+                sha256 TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                data BLOB NOT NULL,
+                PRIMARY KEY (sha256, seq)
+            )""",
+        ),
+        # SQLite's implicit rowid, which orders episodes and records by insertion
+        Only("postgresql", "ALTER TABLE episodes ADD COLUMN rowid BIGSERIAL"),
+        Only("postgresql", "CREATE UNIQUE INDEX episodes_rowid ON episodes(rowid)"),
+        Only("postgresql", "ALTER TABLE improvement_jobs ADD COLUMN rowid BIGSERIAL"),
+        Only("postgresql", "ALTER TABLE training_runs ADD COLUMN rowid BIGSERIAL"),
+        Only("postgresql", "ALTER TABLE registered_models ADD COLUMN rowid BIGSERIAL"),
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
+
+
+_POSTGRES_TYPES = (
+    (re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"), "BIGSERIAL PRIMARY KEY"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\)\s*WITHOUT ROWID\s*$"), ")"),
+)
+
+
+def render(migration: tuple[str | Only, ...], backend: str) -> list[str]:
+    """A migration's statements as ``backend`` (``sqlite`` or ``postgresql``) runs them."""
+    out: list[str] = []
+    for entry in migration:
+        if isinstance(entry, Only):
+            if entry.backend != backend:
+                continue
+            entry = entry.sql
+        if backend == "postgresql":
+            for pattern, replacement in _POSTGRES_TYPES:
+                entry = pattern.sub(replacement, entry)
+        out.append(entry)
+    return out

@@ -1,13 +1,16 @@
-"""The experience store: one SQLite file in WAL mode, safe for concurrent pytest-xdist writers.
+"""The experience store: one SQLite file in WAL mode, or a PostgreSQL database shared by a team;
+both safe for concurrent pytest-xdist writers.
 
 Every episode is written in one transaction together with its steps, labels and artifact links,
-so a worker killed mid-run loses at most the test in flight and the file stays consistent.
+so a worker killed mid-run loses at most the test in flight and the store stays consistent.
+The SQL is written once, in SQLite's spelling; on PostgreSQL ``_postgres.translate`` renders it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import sqlite3
@@ -16,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from ._codec import dumps, loads
 from ._health import (
@@ -29,7 +32,8 @@ from ._health import (
     unwritable_reason,
 )
 from ._models import Episode, Feedback, Label, Step
-from ._schema import APPLICATION, MIGRATIONS, SCHEMA_VERSION
+from ._postgres import database_errors, is_url
+from ._schema import APPLICATION, MIGRATIONS, SCHEMA_VERSION, render
 
 __all__ = [
     "ArtifactRef",
@@ -42,6 +46,8 @@ __all__ = [
 ]
 
 _PAGE = 500
+#: Artifacts in a PostgreSQL store are rows of this many bytes (streamed, never whole in memory).
+CHUNK = 1 << 20
 _MEDIA_EXT = {
     "image/png": ".png",
     "image/jpeg": ".jpg",
@@ -53,7 +59,8 @@ _MEDIA_EXT = {
 
 
 class ArtifactRef(NamedTuple):
-    """An artifact file saved under ``artifacts/``, as its database row."""
+    """An artifact's database row: its content hash, size, media type and (in a SQLite store)
+    its file under ``artifacts/``."""
 
     sha256: str
     size: int
@@ -154,9 +161,9 @@ class EpisodeFilter:
         """The filters' names, in order."""
         return tuple(f.name for f in fields(cls))
 
-    def where_clause(self) -> tuple[str, list[Any]]:
+    def where_clause(self, backend: str = "sqlite") -> tuple[str, list[Any]]:
         """The SQL ``WHERE`` clause on the ``episodes`` table (empty when nothing is filtered)
-        and its arguments.
+        and its arguments, for ``backend`` (``sqlite`` or ``postgresql``).
 
         Raises:
             StoreError: a ``since`` that is not a date, or a ``label`` that is not a label.
@@ -180,7 +187,10 @@ class EpisodeFilter:
             one_of("model", self.model)
         if self.scenario:
             forms = _scenario_globs(self.scenario)
-            clauses.append("(" + " OR ".join(["scenario GLOB ?"] * len(forms)) + ")")
+            if backend == "postgresql":
+                forms = [_glob_to_like(form) for form in forms]
+            test = "scenario LIKE ?" if backend == "postgresql" else "scenario GLOB ?"
+            clauses.append("(" + " OR ".join([test] * len(forms)) + ")")
             args.extend(forms)
         if self.category is not None:
             clauses.append("category = ?")
@@ -208,24 +218,51 @@ class EpisodeFilter:
 class Store:
     """An open experience store. Use :func:`open_store` to get one."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        conn: Any,
+        *,
+        backend: str = "sqlite",
+        location: str | None = None,
+    ) -> None:
+        #: The SQLite file (``None`` for a PostgreSQL store).
         self.path = path
+        #: ``"sqlite"`` or ``"postgresql"``.
+        self.backend = backend
+        #: The store's name for messages: the file, or the URL with its password masked.
+        self.location = location or str(path)
         self._conn = conn
-        self.artifacts_dir = path.parent / "artifacts"
+        #: Where a SQLite store keeps its artifact files (``None`` on PostgreSQL: in the database).
+        self.artifacts_dir = path.parent / "artifacts" if path is not None else None
         self._write_ready = False  # checked for writing (see _before_write)
         self._record_columns: dict[str, frozenset[str]] = {}
+        self._errors: tuple[type[BaseException], ...] = (
+            (sqlite3.DatabaseError,) if backend == "sqlite" else database_errors()
+        )
+
+    @property
+    def local_dir(self) -> Path:
+        """Where files that belong beside the store go (datasets, journals): the SQLite file's
+        folder, or ``.teach/`` in the working directory for a PostgreSQL store."""
+        return self.path.parent if self.path is not None else Path.cwd() / ".teach"
 
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> Store:
-        """Open the store at ``path``; with ``create``, make it (and its folder) when missing.
+        """Open the store at ``path`` (a SQLite file, or a ``postgresql://`` URL); with
+        ``create``, make it (a file and its folder; the tables of an empty database) when
+        missing.
 
         ``create`` opens it for writing: a read-only file or folder, or damaged pages (``PRAGMA
         quick_check``), are refused with one line before anything is written. Without it the
         store opens for reading (also in a read-only folder), and the same checks run before
-        its first write.
+        its first write. A PostgreSQL server that can't be reached, refuses the login or holds
+        a newer schema is one line too, and nothing is written.
         """
+        if is_url(path):
+            return cls._open_postgres(str(path), create=create)
         p = Path(path).expanduser()
         if not p.exists():
             if not create:
@@ -262,12 +299,33 @@ class Store:
             raise
         return store
 
+    @classmethod
+    def _open_postgres(cls, url: str, *, create: bool) -> Store:
+        from ._postgres import Target, _first_line
+
+        target = Target(url)
+        conn = target.connect()
+        store = cls(None, conn, backend="postgresql", location=target.location)
+        try:
+            store._prepare(create=create)
+        except store._errors as exc:
+            conn.close()
+            raise StoreError(f"the store {target.location}: {_first_line(exc)}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
     def _before_write(self) -> None:
         """Refuse to write a read-only or damaged store, before anything is written.
 
         Runs once per open store. ``PRAGMA quick_check`` runs only when the file changed since
-        the last clean check (see :mod:`pytest_teach.store._health`)."""
+        the last clean check (see :mod:`pytest_teach.store._health`). A PostgreSQL server
+        keeps its own consistency and refuses what a role may not write."""
         if self._write_ready:
+            return
+        if self.path is None:
+            self._write_ready = True
             return
         if reason := unwritable_reason(self.path):
             raise StoreError(reason)
@@ -282,13 +340,28 @@ class Store:
         self._write_ready = True
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """Check before the first write; a SQLite error on the way becomes one line."""
+    def _writing(self) -> Iterator[Any]:
+        """Check before the first write; a database error on the way becomes one line."""
         self._before_write()
         try:
             yield self._conn
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(describe_database_error(self.path, exc)) from None
+        except self._errors as exc:
+            raise StoreError(self._describe(exc)) from None
+
+    def _describe(self, exc: BaseException) -> str:
+        """A database error as one line naming the store."""
+        if self.path is not None and isinstance(exc, sqlite3.DatabaseError):
+            return describe_database_error(self.path, exc)
+        from ._postgres import _first_line
+
+        return f"the store {self.location}: {_first_line(exc)}"
+
+    def _table_names(self) -> set[str]:
+        if self.path is None:
+            return self._conn.table_names()
+        return {
+            r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
 
     def _prepare(self, *, create: bool) -> None:
         conn = self._conn
@@ -296,28 +369,27 @@ class Store:
         if version == SCHEMA_VERSION:
             return
         if version is None:
-            tables = {
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
+            tables = self._table_names()
             if tables:
+                kind = "a SQLite file" if self.path is not None else "a PostgreSQL database"
                 raise StoreError(
-                    f"{self.path} is a SQLite file but not a pytest-teach store "
-                    f"(it has tables {sorted(tables)[:5]}); pass another --teach-db/--db path"
+                    f"{self.location} is {kind} but not a pytest-teach store "
+                    f"(it has tables {sorted(tables)[:5]}); pass another --teach-db/--db"
                 )
             if not create:
-                raise StoreError(f"{self.path} is empty, not a pytest-teach store")
+                raise StoreError(f"{self.location} is empty, not a pytest-teach store")
         if version is not None and version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema {version}, newer than this pytest-teach supports "
-                f"({SCHEMA_VERSION}); upgrade pytest-teach"
-            )
+            raise StoreError(_newer_schema(self.location, version))
         if create or version is not None:
-            # another writer may hold the lock while it switches the file to WAL itself
-            with contextlib.suppress(sqlite3.OperationalError):
-                conn.execute("PRAGMA journal_mode = WAL")
+            if self.path is not None:
+                # another writer may hold the lock while it switches the file to WAL itself
+                with contextlib.suppress(sqlite3.OperationalError):
+                    conn.execute("PRAGMA journal_mode = WAL")
             self._migrate()
 
     def _schema_version(self) -> int | None:
+        if self.path is None and "meta" not in self._conn.table_names():
+            return None
         try:
             row = self._conn.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'"
@@ -333,9 +405,13 @@ class Store:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if self.path is None:  # one migrating writer at a time; the others wait, then see it
+                conn.execute("SELECT pg_advisory_xact_lock(7463616368)")
             current = self._schema_version() or 0
+            if current > SCHEMA_VERSION:
+                raise StoreError(_newer_schema(self.location, current))
             for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version]:
+                for statement in render(MIGRATIONS[version], self.backend):
                     conn.execute(statement)
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
@@ -345,10 +421,10 @@ class Store:
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('application', ?)", (APPLICATION,)
             )
             conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
+        except self._errors as exc:
             conn.execute("ROLLBACK")
             raise StoreError(
-                f"could not migrate {self.path} to schema {SCHEMA_VERSION} ({exc}); "
+                f"could not migrate {self.location} to schema {SCHEMA_VERSION} ({exc}); "
                 "the store was left unchanged"
             ) from None
         except BaseException:
@@ -359,7 +435,7 @@ class Store:
         """Close the connection. A store checked and written since is remembered as sound, so
         the next writer needn't check it again (its own writes went through SQLite)."""
         self._conn.close()
-        if self._write_ready:
+        if self._write_ready and self.path is not None:
             remember_clean(self.path)
 
     def __enter__(self) -> Store:
@@ -369,13 +445,14 @@ class Store:
         self.close()
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        """The open SQLite connection (autocommit), for subpackages that own tables of their own
-        (``pytest_teach.pipeline``). Group several writes with :meth:`transaction`."""
+    def conn(self) -> Any:
+        """The open connection (autocommit): :class:`sqlite3.Connection`, or on PostgreSQL an
+        object with the same ``execute``/``executemany``. Group several writes with
+        :meth:`transaction`."""
         return self._conn
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Any]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; everything is rolled back if the block raises."""
         self._before_write()
         conn = self._conn
@@ -393,7 +470,11 @@ class Store:
         return self._schema_version() or 0
 
     def integrity_check(self) -> str:
-        """Run ``PRAGMA integrity_check``; ``"ok"`` when the file is sound."""
+        """Run ``PRAGMA integrity_check``; ``"ok"`` when the file is sound. On PostgreSQL
+        ``"ok"`` once the schema answers (the server keeps its pages consistent itself)."""
+        if self.path is None:
+            self._conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+            return "ok"
         return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
 
     # -- sessions ----------------------------------------------------------------------------
@@ -431,16 +512,21 @@ class Store:
     # -- artifacts ---------------------------------------------------------------------------
 
     def save_artifact_file(self, data: bytes, media_type: str) -> ArtifactRef:
-        """Write bytes content-addressed under ``artifacts/`` (no database row yet)."""
+        """Keep bytes content-addressed: a file under ``artifacts/`` (its row comes with the
+        episode that links it), or on PostgreSQL the chunks and the row at once."""
         sha = hashlib.sha256(data).hexdigest()
         rel = f"{sha[:2]}/{sha}{_MEDIA_EXT.get(media_type, '')}"
+        ref = ArtifactRef(sha, len(data), media_type, rel)
+        if self.artifacts_dir is None:
+            self.copy_artifact_in(ref, io.BytesIO(data))
+            return ref
         target = self.artifacts_dir / rel
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, target)
-        return ArtifactRef(sha, len(data), media_type, rel)
+        return ref
 
     def put_artifact(self, data: bytes, media_type: str = "application/octet-stream") -> str:
         """Store bytes as an artifact (file and row); return their sha256."""
@@ -449,14 +535,108 @@ class Store:
         self._conn.execute(_INSERT_ARTIFACT, ref)
         return ref.sha256
 
-    def artifact_path(self, sha: str) -> Path:
-        """The file behind an artifact id."""
+    def artifact(self, sha: str) -> ArtifactRef:
+        """An artifact's row."""
         row = self._conn.execute(
-            "SELECT relpath FROM artifacts WHERE sha256 = ?", (sha,)
+            "SELECT sha256, size, media_type, relpath FROM artifacts WHERE sha256 = ?", (sha,)
         ).fetchone()
         if row is None:
-            raise StoreError(f"no artifact {sha} in {self.path}")
-        return self.artifacts_dir / row[0]
+            raise StoreError(f"no artifact {sha} in {self.location}")
+        return ArtifactRef(row[0], row[1], row[2], row[3])
+
+    def artifacts(self) -> Iterator[ArtifactRef]:
+        """Every artifact's row, in hash order."""
+        last = ""
+        while True:
+            rows = self._conn.execute(
+                "SELECT sha256, size, media_type, relpath FROM artifacts WHERE sha256 > ? "
+                "ORDER BY sha256 LIMIT ?",
+                (last, _PAGE),
+            ).fetchall()
+            yield from (ArtifactRef(r[0], r[1], r[2], r[3]) for r in rows)
+            if len(rows) < _PAGE:
+                return
+            last = rows[-1][0]
+
+    def artifact_path(self, sha: str) -> Path:
+        """The file behind an artifact id (a SQLite store's; a PostgreSQL store keeps its
+        artifacts in the database: use :meth:`open_artifact`)."""
+        ref = self.artifact(sha)
+        if self.artifacts_dir is None:
+            raise StoreError(
+                f"artifact {sha} of {self.location} lives in the database, not in a file"
+            )
+        return self.artifacts_dir / ref.relpath
+
+    def open_artifact(self, sha: str) -> IO[bytes]:
+        """An artifact's bytes as a binary file, read as they are asked for."""
+        ref = self.artifact(sha)
+        if self.artifacts_dir is not None:
+            return (self.artifacts_dir / ref.relpath).open("rb")
+        return io.BufferedReader(_ChunkReader(self._conn, sha), buffer_size=CHUNK)
+
+    def read_artifact(self, sha: str) -> bytes:
+        """An artifact's bytes."""
+        with self.open_artifact(sha) as f:
+            return f.read()
+
+    def copy_artifact_in(self, ref: ArtifactRef, source: IO[bytes]) -> bool:
+        """Store the artifact ``ref`` read from ``source`` (streamed; checked against its
+        hash); ``False`` when the store already had it.
+
+        Raises:
+            StoreError: the content does not hash to ``ref.sha256``.
+        """
+        self._before_write()
+        if self.artifacts_dir is None:
+            return self._copy_chunks_in(ref, source)
+        target = self.artifacts_dir / ref.relpath
+        if target.exists():
+            self._conn.execute(_INSERT_ARTIFACT, ref)
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        digest = hashlib.sha256()
+        try:
+            with tmp.open("wb") as out:
+                while chunk := source.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            _check_digest(ref, digest)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._conn.execute(_INSERT_ARTIFACT, ref)
+        return True
+
+    def _copy_chunks_in(self, ref: ArtifactRef, source: IO[bytes]) -> bool:
+        conn = self._conn
+        if conn.execute("SELECT 1 FROM artifacts WHERE sha256 = ?", (ref.sha256,)).fetchone():
+            return False
+        digest = hashlib.sha256()
+        with self._writing():
+            conn.execute("BEGIN")
+            try:
+                seq = 0
+                while True:
+                    chunk = source.read(CHUNK)
+                    if not chunk and seq:
+                        break
+                    digest.update(chunk)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO artifact_chunks(sha256, seq, data) VALUES (?,?,?)",
+                        (ref.sha256, seq, chunk),
+                    )
+                    seq += 1
+                    if not chunk:
+                        break
+                _check_digest(ref, digest)
+                added = conn.execute(_INSERT_ARTIFACT, ref).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return bool(added)
 
     # -- episodes ----------------------------------------------------------------------------
 
@@ -518,7 +698,7 @@ class Store:
             "SELECT id FROM episodes WHERE id >= ? AND id < ? LIMIT 2", (text, text + "g")
         ).fetchall()
         if not rows:
-            raise StoreError(f"unknown example id {prefix!r} in {self.path}; see `teach stats`")
+            raise StoreError(f"unknown example id {prefix!r} in {self.location}; see `teach stats`")
         if len(rows) > 1:
             raise StoreError(f"example id {prefix!r} is ambiguous; give more characters")
         return rows[0][0]
@@ -544,7 +724,7 @@ class Store:
             TypeError: a filter that :class:`EpisodeFilter` doesn't have.
         """
         # the filters are checked now, the rows read as they are asked for
-        return self._episodes(*EpisodeFilter(**filters).where_clause())
+        return self._episodes(*EpisodeFilter(**filters).where_clause(self.backend))
 
     def _episodes(self, where: str, args: list[Any]) -> Iterator[Episode]:
         # keyset pagination in insertion (rowid) order: no sort, no OFFSET rescans
@@ -562,10 +742,10 @@ class Store:
 
     def count(self, **filters: Any) -> int:
         """How many episodes match the filters of :meth:`episodes` (:class:`EpisodeFilter`)."""
-        where, args = EpisodeFilter(**filters).where_clause()
+        where, args = EpisodeFilter(**filters).where_clause(self.backend)
         return self._conn.execute(f"SELECT COUNT(*) FROM episodes {where}", args).fetchone()[0]
 
-    def _hydrate(self, rows: list[sqlite3.Row]) -> list[Episode]:
+    def _hydrate(self, rows: list[Any]) -> list[Episode]:
         episodes = {r["id"]: _episode_from_row(r) for r in rows}
         marks = ",".join("?" * len(episodes))
         keys = list(episodes)
@@ -628,7 +808,7 @@ class Store:
         created = time.time()
         cur = self._conn.execute(
             "INSERT INTO feedback(episode_id, step_idx, rating, aspects, comment, suggested_action, "
-            "correct_action, created_at) VALUES (?,?,?,?,?,?,?,?)",
+            "correct_action, created_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
             (
                 full,
                 step,
@@ -640,8 +820,9 @@ class Store:
                 created,
             ),
         )
+        feedback_id = int(cur.fetchone()[0])
         return Feedback(
-            id=int(cur.lastrowid or 0),
+            id=feedback_id,
             episode_id=full,
             rating=rating,
             aspects=dict(aspects or {}),
@@ -676,8 +857,11 @@ class Store:
             )
         known = self._record_columns.get(table)
         if known is None:
-            rows = self._conn.execute(f"PRAGMA table_info({table})").fetchall()
-            known = self._record_columns[table] = frozenset(r["name"] for r in rows)
+            if self.path is None:
+                names = [c for c in self._conn.columns(table) if c != "rowid"]
+            else:
+                names = [r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")]
+            known = self._record_columns[table] = frozenset(names)
         unknown = sorted(set(columns) - known)
         if unknown:
             raise StoreError(f"{table} has no column {unknown[0]!r}")
@@ -703,7 +887,7 @@ class Store:
         """The row of ``table`` with key ``key`` as ``{column: value}``, or ``None``."""
         column = self._record_table(table)
         row = self._conn.execute(f"SELECT * FROM {table} WHERE {column} = ?", (key,)).fetchone()
-        return None if row is None else dict(row)
+        return None if row is None else _record(row)
 
     def list_records(self, table: str, **equal: Any) -> list[dict[str, Any]]:
         """The rows of ``table`` whose columns equal the values given (every row without any),
@@ -714,7 +898,7 @@ class Store:
         rows = self._conn.execute(
             sql + " ORDER BY created_at DESC, rowid DESC", tuple(equal.values())
         )
-        return [dict(r) for r in rows.fetchall()]
+        return [_record(r) for r in rows.fetchall()]
 
     def insert_record(self, table: str, values: dict[str, Any]) -> None:
         """Add a row to ``table`` from ``{column: value}`` (JSON columns already encoded)."""
@@ -738,7 +922,7 @@ class Store:
     def stats(self, **filters: Any) -> dict[str, Any]:
         """Counts by outcome, label, model and scenario (plus sessions, steps, feedback) of the
         episodes matching the filters of :meth:`episodes` (:class:`EpisodeFilter`)."""
-        where, args = EpisodeFilter(**filters).where_clause()
+        where, args = EpisodeFilter(**filters).where_clause(self.backend)
         conn = self._conn
 
         def grouped(column: str) -> dict[str, int]:
@@ -759,7 +943,7 @@ class Store:
             args,
         ).fetchone()[0]
         return {
-            "db": str(self.path),
+            "db": self.location,
             "schema_version": self.schema_version,
             "episodes": total,
             "steps": steps,
@@ -839,6 +1023,71 @@ def _step_row(episode_id: str, s: Step) -> tuple[Any, ...]:
     )
 
 
+def _record(row: Any) -> dict[str, Any]:
+    """A record row as ``{column: value}`` (without PostgreSQL's insertion-order column)."""
+    out = dict(row)
+    out.pop("rowid", None)
+    return out
+
+
+def _newer_schema(location: str, version: int) -> str:
+    return (
+        f"{location} has schema {version}, newer than this pytest-teach supports "
+        f"({SCHEMA_VERSION}); upgrade pytest-teach (the store was not changed)"
+    )
+
+
+def _check_digest(ref: ArtifactRef, digest: Any) -> None:
+    if digest.hexdigest() != ref.sha256:
+        raise StoreError(f"artifact {ref.sha256}: its content hashes to {digest.hexdigest()}")
+
+
+class _ChunkReader(io.RawIOBase):
+    """A PostgreSQL artifact read chunk by chunk (one row in memory at a time)."""
+
+    def __init__(self, conn: Any, sha: str) -> None:
+        self._conn = conn
+        self._sha = sha
+        self._seq = 0
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if not self._buffer:
+            row = self._conn.execute(
+                "SELECT data FROM artifact_chunks WHERE sha256 = ? AND seq = ?",
+                (self._sha, self._seq),
+            ).fetchone()
+            if row is None:
+                return 0
+            self._seq += 1
+            self._buffer = bytes(row[0])
+            if not self._buffer:
+                return 0
+        n = min(len(b), len(self._buffer))
+        b[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+def _glob_to_like(glob: str) -> str:
+    """A GLOB pattern of :func:`_scenario_globs` (``*``, ``?`` and the literal bracket classes
+    ``[[]`` and ``[]]``) as a PostgreSQL ``LIKE`` pattern."""
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        if glob.startswith("[[]", i) or glob.startswith("[]]", i):
+            out.append(glob[i + 1])
+            i += 3
+            continue
+        ch = glob[i]
+        out.append({"*": "%", "?": "_", "%": "\\%", "_": "\\_", "\\": "\\\\"}.get(ch, ch))
+        i += 1
+    return "".join(out)
+
+
 def _literal_brackets(pattern: str) -> str:
     """Scenario globs use ``*`` and ``?``; brackets match themselves, since parametrized
     scenario names contain them (``tool_selection[weather-001]``)."""
@@ -867,7 +1116,7 @@ def _label_value(label: int | str) -> int:
     return mapping[key]
 
 
-def _episode_from_row(r: sqlite3.Row) -> Episode:
+def _episode_from_row(r: Any) -> Episode:
     return Episode(
         id=r["id"],
         session_id=r["session_id"],
@@ -892,7 +1141,7 @@ def _episode_from_row(r: sqlite3.Row) -> Episode:
     )
 
 
-def _step_from_row(r: sqlite3.Row) -> Step:
+def _step_from_row(r: Any) -> Step:
     return Step(
         index=r["idx"],
         observation=loads(r["observation"]),
@@ -909,7 +1158,7 @@ def _step_from_row(r: sqlite3.Row) -> Step:
     )
 
 
-def _feedback_from_row(r: sqlite3.Row) -> Feedback:
+def _feedback_from_row(r: Any) -> Feedback:
     return Feedback(
         id=r["id"],
         episode_id=r["episode_id"],
@@ -924,5 +1173,6 @@ def _feedback_from_row(r: sqlite3.Row) -> Feedback:
 
 
 def open_store(path: str | os.PathLike[str], *, create: bool = False) -> Store:
-    """Open the experience store at ``path`` for reading (and writing feedback)."""
+    """Open the experience store at ``path`` (a SQLite file or a ``postgresql://`` URL) for
+    reading (and writing feedback)."""
     return Store.open(path, create=create)
