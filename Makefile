@@ -11,19 +11,24 @@ DEMO_DB ?= .teach/demo.db
 DEMO_MODEL ?= scripted:noisy-0.3
 DEMO_REPORT ?= reports/teach-report.html
 
-.PHONY: setup browser demo test lint docs bench clean
+.PHONY: setup browser postgres demo test lint docs bench clean
 
-setup: $(STAMP) browser
+setup: $(STAMP) browser postgres
 
 # Debian's Chromium for the browser tests and the report check (a notice, not an error, when
 # it can't be installed: those tests skip)
 browser:
 	@bash scripts/ensure-chromium.sh
 
+# Debian's PostgreSQL server binaries for the team-store tests, which start a throwaway server
+# of their own (a notice, not an error, when they can't be installed: those tests skip)
+postgres:
+	@bash scripts/ensure-postgres.sh
+
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,train]'
+	$(PY) -m pip install -q -e '.[dev,train,postgres]'
 	@touch $@
 
 demo: setup

@@ -14,6 +14,8 @@ import pytest
 from pytest_teach import Store, open_store
 from pytest_teach.envs import browser as _browser
 
+from ._postgres import PgServer, running_server, store_backend, unavailable
+
 REPO = Path(__file__).resolve().parents[1]
 
 # imported here on purpose: pytester unloads modules a test imports in its body
@@ -36,6 +38,16 @@ NO_BROWSER = (
 )
 #: Marks a test that drives Chromium through Playwright.
 needs_chromium = pytest.mark.skipif(NO_BROWSER is not None, reason=NO_BROWSER or "")
+#: Why the PostgreSQL tests skip here (no server binaries, no psycopg), or ``None``.
+NO_POSTGRES = unavailable()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse an unknown ``TEACH_TEST_STORE`` before any test runs."""
+    try:
+        store_backend()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def store_dump(path: Path) -> list[str]:
@@ -49,14 +61,58 @@ def store_dump(path: Path) -> list[str]:
         conn.close()
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL server for the session (one per xdist worker), always stopped.
+
+    Skips with the reason when no server binaries (or no psycopg) can be had.
+    """
+    if NO_POSTGRES is not None:
+        pytest.skip(NO_POSTGRES)
+    with running_server() as server:
+        yield server
+
+
 @pytest.fixture
-def collect(pytester: pytest.Pytester):
-    """Run pytester's suite with collection on; return (result, open store)."""
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty database on the test server, as a ``postgresql://`` URL; dropped after."""
+    with pg_server.database() as url:
+        yield url
+
+
+@pytest.fixture
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's store lives: a SQLite file, or a fresh PostgreSQL database's URL.
+
+    The backend is ``TEACH_TEST_STORE`` (``sqlite`` by default, or ``postgresql``), or the
+    parameter of ``@pytest.mark.parametrize("store_target", [...], indirect=True)``.
+    """
+    backend = getattr(request, "param", None) or store_backend()
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_url")
+    if backend == "sqlite":
+        return tmp_path / "experience.db"
+    raise ValueError(f"store_target: unknown backend {backend!r} (sqlite or postgresql)")
+
+
+@pytest.fixture
+def collect(pytester: pytest.Pytester, request: pytest.FixtureRequest):
+    """Run pytester's suite with collection on; return (result, open store).
+
+    The store is ``.teach/experience.db`` in pytester's folder, or under
+    ``TEACH_TEST_STORE=postgresql`` a fresh PostgreSQL database passed as ``--teach-db``
+    (unless the test names its own ``--teach-db``).
+    """
+    pg = request.getfixturevalue("pg_url") if store_backend() == "postgresql" else None
 
     def run(*args: str, subprocess: bool = False) -> tuple[pytest.RunResult, Store]:
-        db = pytester.path / ".teach" / "experience.db"
+        db: Path | str = pytester.path / ".teach" / "experience.db"
         runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
-        result = runner("--collect-training-data", "-p", "no:cacheprovider", *args)
+        own_db = any(arg == "--teach-db" or arg.startswith("--teach-db=") for arg in args)
+        extra: tuple[str, ...] = ()
+        if pg is not None and not own_db:
+            db, extra = pg, ("--teach-db", pg)
+        result = runner("--collect-training-data", "-p", "no:cacheprovider", *extra, *args)
         return result, open_store(db)
 
     return run
