@@ -58,7 +58,7 @@ from pytest_teach.predictor import (  # noqa: E402
 from pytest_teach.predictor._encoder import _clip_visual  # noqa: E402
 from pytest_teach.recorder import EpisodeRecorder  # noqa: E402
 from pytest_teach.store import Store  # noqa: E402
-from pytest_teach.store._schema import MIGRATIONS  # noqa: E402
+from pytest_teach.store._schema import MIGRATIONS, SCHEMA_VERSION  # noqa: E402
 
 from .conftest import store_dump  # noqa: E402
 
@@ -563,7 +563,7 @@ def test_a_schema_2_store_migrates_in_place_keeping_its_steps(tmp_path: Path) ->
     conn.commit()
     conn.close()
     with open_store(db) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == SCHEMA_VERSION
         [episode] = store.episodes()
         assert episode.steps[0].observation == "o" and episode.steps[0].intervention_p is None
 

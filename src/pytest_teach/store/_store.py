@@ -661,6 +661,10 @@ class Store:
         try:
             if artifacts:
                 conn.executemany(_INSERT_ARTIFACT, artifacts)
+            if self.path is None:
+                new = self._insert_pipelined(episodes)
+                conn.execute("COMMIT")
+                return new
             new = 0
             for episode in episodes:
                 if conn.execute(_INSERT_EPISODE, _episode_row(episode)).rowcount == 0:
@@ -688,6 +692,45 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         return new
+
+    def _insert_pipelined(self, episodes: Sequence[Episode]) -> int:
+        """PostgreSQL: the batch's new episodes and their rows in a few pipelined statements
+        (a round trip per statement, not per row). A writer that stores the same episode at
+        the same moment wins, and these rows are skipped whole (every insert ignores what is
+        there)."""
+        conn = self._conn
+        fresh: dict[str, Episode] = {}
+        for start in range(0, len(episodes), _PAGE):
+            page = [e.id for e in episodes[start : start + _PAGE]]
+            have = {
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM episodes WHERE id IN ({','.join('?' * len(page))})", page
+                )
+            }
+            for episode in episodes[start : start + _PAGE]:
+                if episode.id not in have:
+                    fresh.setdefault(episode.id, episode)
+        if not fresh:
+            return 0
+        batch = list(fresh.values())
+        conn.executemany(_INSERT_EPISODE, [_episode_row(e) for e in batch])
+        steps = [_step_row(e.id, s) for e in batch for s in e.steps]
+        if steps:
+            conn.executemany(_INSERT_STEP.replace("INSERT INTO", "INSERT OR IGNORE INTO"), steps)
+        labels = [(e.id, i, lb.kind, lb.reason) for e in batch for i, lb in enumerate(e.labels)]
+        if labels:
+            conn.executemany(
+                "INSERT OR IGNORE INTO labels(episode_id, seq, kind, reason) VALUES (?,?,?,?)",
+                labels,
+            )
+        links = [(e.id, name, sha) for e in batch for name, sha in e.artifacts.items()]
+        if links:
+            conn.executemany(
+                "INSERT OR IGNORE INTO episode_artifacts(episode_id, name, sha256) VALUES (?,?,?)",
+                links,
+            )
+        return len(batch)
 
     def resolve_episode_id(self, prefix: str) -> str:
         """Expand a unique id prefix (at least 4 characters) to the full episode id."""
