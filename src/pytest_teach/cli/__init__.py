@@ -30,6 +30,7 @@ from ._store import store_group
 from ._teachable import teachable
 from ._train import train
 from ._trainer import trainer
+from ._view import view_cmd
 
 __all__ = ["main", "cli"]
 
@@ -103,6 +104,7 @@ for _verb in EXPERIMENT_COMMANDS:
 cli.add_command(teachable)
 cli.add_command(evaluate_cmd)
 cli.add_command(select_cmd)
+cli.add_command(view_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

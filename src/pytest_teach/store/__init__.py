@@ -6,6 +6,17 @@ from ._health import StoreCheck, check_store, describe_database_error
 from ._journal import Journal, replay
 from ._merge import MergeConflict, MergeReport, TableMerge, copy_store, merge_stores
 from ._models import OUTCOMES, Episode, Feedback, Label, Step, entropy_of
+from ._pages import (
+    EPISODE_SORTS,
+    QUEUE_ORDERS,
+    EpisodePage,
+    EpisodeRow,
+    QueueState,
+    episode_page,
+    episodes_after,
+    review_queue,
+    session_counts,
+)
 from ._postgres import is_url
 from ._recover import Recovery, TableRecovery, recover_store
 from ._store import (
@@ -19,16 +30,21 @@ from ._store import (
 )
 
 __all__ = [
+    "EPISODE_SORTS",
     "OUTCOMES",
+    "QUEUE_ORDERS",
     "ArtifactRef",
     "Journal",
     "Episode",
     "EpisodeDataError",
     "EpisodeFilter",
+    "EpisodePage",
+    "EpisodeRow",
     "Feedback",
     "Label",
     "MergeConflict",
     "MergeReport",
+    "QueueState",
     "Recovery",
     "Step",
     "Store",
@@ -41,6 +57,8 @@ __all__ = [
     "describe_database_error",
     "dumps",
     "entropy_of",
+    "episode_page",
+    "episodes_after",
     "is_url",
     "merge_stores",
     "new_id",
@@ -48,5 +66,7 @@ __all__ = [
     "parse_since",
     "recover_store",
     "replay",
+    "review_queue",
+    "session_counts",
     "to_jsonable",
 ]
