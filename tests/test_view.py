@@ -596,3 +596,65 @@ def test_the_plugin_and_the_package_load_no_web_framework() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("store_target", ["sqlite", "postgresql"], indirect=True)
+def test_store_pages_answer_alike_on_both_backends(store_target: Any) -> None:
+    from pytest_teach.store import (
+        EpisodeFilter,
+        episode_page,
+        episodes_after,
+        review_queue,
+        session_counts,
+    )
+
+    with Store.open(store_target, create=True) as store:
+        session = new_id()
+        store.start_session(session, argv=["x"], version="0", git_commit=None, rootdir=None)
+        written = [
+            _episode(
+                session,
+                "fam[a_1]",
+                "success",
+                reward=1.0,
+                steps=[Step(0, "o", "a", intervention_p=0.8)],
+            ),
+            _episode(session, "fam[a%1]", "intervention", reward=None, label_reason="Missing Tool"),
+            _episode(
+                session,
+                "other[b]",
+                "intervention",
+                reward=0.5,
+                steps=[Step(0, "o", "a", intervention_p=0.45)],
+            ),
+            _episode(session, "other[c]", "error"),
+        ]
+        for e in written:  # one by one: insertion order is the recording order
+            store.write_episode(e)
+        ids = [e.id for e in written]
+
+        page = episode_page(store, EpisodeFilter(), sort="reward", descending=False)
+        assert [r.id for r in page.rows] == [ids[2], ids[0], ids[1], ids[3]]  # no reward last
+        assert page.total == 4 and not page.has_next
+        assert [r.id for r in episode_page(store, limit=2, offset=1).rows] == [ids[2], ids[1]]
+        assert [r.id for r in episode_page(store, text="A_1").rows] == [ids[0]]  # _ is literal
+        assert [r.id for r in episode_page(store, text="a%1").rows] == [ids[1]]  # so is %
+        assert [r.id for r in episode_page(store, text="missing tool").rows] == [ids[1]]
+        glob = episode_page(store, EpisodeFilter(scenario="other", outcome="intervention"))
+        assert [r.id for r in glob.rows] == [ids[2]] and glob.total == 1
+        second = next(r.rowid for r in page.rows if r.id == ids[1])
+        assert [r.id for r in episodes_after(store, second)] == [ids[2], ids[3]]
+        assert [r.id for r in episodes_after(store, 0, EpisodeFilter(outcome="intervention"))] == [
+            ids[1],
+            ids[2],
+        ]
+        assert session_counts(store, [session, "none"]) == {
+            session: {"success": 1, "intervention": 2, "error": 1}
+        }
+        unsure = review_queue(store, EpisodeFilter(include_errors=False), order="uncertainty")
+        assert (unsure.total, unsure.reviewed, unsure.episode_id) == (3, 0, ids[2])
+        failures = review_queue(store, order="failures", position=1)
+        assert failures.episode_id == ids[1] and failures.total == 4
+        store.add_feedback(ids[2], rating=4)
+        assert review_queue(store, order="time").reviewed == 1
+        assert review_queue(store, order="time").episode_id == ids[3]
