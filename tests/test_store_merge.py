@@ -435,6 +435,10 @@ def test_four_ci_shards_merge_into_their_union(
             assert store.read_artifact(e.artifacts["notes"]) == f"notes of {case}".encode()
     again = CliRunner().invoke(cli, ["store", "merge", *map(str, shards), "--into", str(team)])
     assert again.exit_code == 0 and _counts(team)["episodes"] == 12
+    # beside the shards, the team store shares their artifacts/ folder: its rows are still new
+    beside = merge_stores(shards, pytester.path / "team.db")
+    assert (beside.tables["artifacts"].added, beside.tables["artifacts"].present) == (12, 0)
+    assert _counts(pytester.path / "team.db") == _counts(team)
 
 
 LIVE_SUITE = """

@@ -27,6 +27,7 @@ CONFLICT DO NOTHING``), so a merge into a store that pytest sessions are writing
 from __future__ import annotations
 
 import importlib.util
+import io
 import itertools
 import os
 import sqlite3
@@ -34,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .._progress import Echo, Progress
 from ._codec import dumps, loads
@@ -360,7 +361,7 @@ def _feedback_key(f: Feedback) -> tuple[Any, ...]:
 
 
 _INSERT_FEEDBACK = (
-    "INSERT OR IGNORE INTO feedback(id, episode_id, step_idx, rating, aspects, comment, "
+    "INSERT INTO feedback(id, episode_id, step_idx, rating, aspects, comment, "
     "suggested_action, correct_action, created_at) VALUES (?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_FEEDBACK_NEW_ID = (
@@ -380,6 +381,32 @@ def _feedback_values(f: Feedback) -> tuple[Any, ...]:
         None if f.correct_action is None else dumps(f.correct_action),
         f.created_at,
     )
+
+
+class _Unreadable(Exception):
+    """A source's artifact bytes can't be read."""
+
+
+class _Reading(io.RawIOBase):
+    """A source artifact's stream whose read errors are the source's (:class:`_Unreadable`),
+    told apart from DEST's write errors."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except OSError as exc:
+            raise _Unreadable(exc.strerror or str(exc)) from None
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
 
 
 class _Merger:
@@ -477,24 +504,31 @@ class _Merger:
                 if ref.sha256 in held:
                     counts.present += 1
                 elif self._copy_artifact(ref):
+                    # its row is new in DEST (the bytes may have been there: SQLite stores in
+                    # one folder share artifacts/)
                     counts.added += 1
-                elif ref.sha256 not in self.unreadable:
-                    counts.present += 1
 
     def _copy_artifact(self, ref: ArtifactRef) -> bool:
+        """Copy one artifact's bytes and row; False when the source's bytes can't be read (a
+        missing or damaged file)."""
         try:
-            with self.src.open_artifact(ref.sha256) as stream:
-                return self.dest.copy_artifact_in(ref, stream)
-        except (OSError, StoreError) as exc:
-            if isinstance(exc, StoreError) and not str(exc).startswith("artifact "):
-                raise  # DEST can't be written: not this artifact's fault
+            try:
+                stream = self.src.open_artifact(ref.sha256)
+            except OSError as exc:
+                raise _Unreadable(exc.strerror or str(exc)) from None
+            with stream:
+                self.dest.copy_artifact_in(ref, _Reading(stream))
+            return True
+        except (_Unreadable, StoreError) as exc:
+            if isinstance(exc, StoreError) and not str(exc).startswith(f"artifact {ref.sha256}"):
+                raise  # DEST can't take it: not this artifact's fault
             self.unreadable.add(ref.sha256)
             self.report.tables["artifacts"].skipped += 1
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.report.notes.append(
-                f"artifact {ref.sha256} of {self.name} could not be read ({reason}); "
-                "the episodes that link it were not copied"
-            )
+            if len(self.report.notes) < SHOWN_CONFLICTS:
+                self.report.notes.append(
+                    f"artifact {ref.sha256} of {self.name} could not be read ({exc}); "
+                    "the episodes that link it were not copied"
+                )
             return False
 
     # -- episodes and their feedback -----------------------------------------------------------
@@ -513,7 +547,8 @@ class _Merger:
 
     def _episode_batch(self, batch: list[Episode]) -> None:
         counts = self.report.tables["episodes"]
-        held = {e.id: e for e in self.dest.episodes(ids=[e.id for e in batch])}
+        there = _present(self.dest.conn, "episodes", "id", [e.id for e in batch])
+        held = {e.id: e for e in self.dest.episodes(ids=sorted(there))} if there else {}
         new: list[Episode] = []
         feedback_of: list[Episode] = []  # episodes whose feedback is merged
         for episode in batch:
@@ -540,25 +575,29 @@ class _Merger:
         if not new and not wanted:
             return
         with self.dest.transaction() as conn:
-            added = []
-            for episode in new:
-                if conn.execute(_INSERT_EPISODE, _episode_row(episode)).rowcount:
-                    added.append(episode)
-                else:  # another writer stored it since it was looked up
-                    counts.present += 1
+            # looked up again inside the transaction: another writer may have stored some since
+            there = _present(conn, "episodes", "id", [e.id for e in new]) if new else set()
+            added = [e for e in new if e.id not in there]
+            counts.present += len(new) - len(added)
             counts.added += len(added)
+            # a round trip per statement, not per row; each insert ignores a row that is there
+            if added:
+                conn.executemany(_INSERT_EPISODE, [_episode_row(e) for e in added])
             steps = [_step_row(e.id, s) for e in added for s in e.steps]
             if steps:
-                conn.executemany(_INSERT_STEP, steps)
+                conn.executemany(_or_ignore(_INSERT_STEP), steps)
             labels = [(e.id, i, lb.kind, lb.reason) for e in added for i, lb in enumerate(e.labels)]
             if labels:
                 conn.executemany(
-                    "INSERT INTO labels(episode_id, seq, kind, reason) VALUES (?,?,?,?)", labels
+                    "INSERT OR IGNORE INTO labels(episode_id, seq, kind, reason) VALUES (?,?,?,?)",
+                    labels,
                 )
             links = [(e.id, name, sha) for e in added for name, sha in e.artifacts.items()]
             if links:
                 conn.executemany(
-                    "INSERT INTO episode_artifacts(episode_id, name, sha256) VALUES (?,?,?)", links
+                    "INSERT OR IGNORE INTO episode_artifacts(episode_id, name, sha256) "
+                    "VALUES (?,?,?)",
+                    links,
                 )
             if wanted:
                 self._insert_feedback(conn, wanted)
@@ -589,23 +628,13 @@ class _Merger:
         if postgres:
             # no other writer takes a feedback id until this transaction ends
             conn.execute("LOCK TABLE feedback IN SHARE ROW EXCLUSIVE MODE")
-        ids = [f.id for f in wanted]
-        taken = {
-            r[0]
-            for r in conn.execute(
-                f"SELECT id FROM feedback WHERE id IN ({','.join('?' * len(ids))})", ids
-            ).fetchall()
-        }
-        later: list[Feedback] = []
-        for f in wanted:
-            if (
-                f.id in taken
-                or not conn.execute(_INSERT_FEEDBACK, (f.id, *_feedback_values(f))).rowcount
-            ):
-                later.append(f)
-                continue
-            taken.add(f.id)
-            counts.added += 1
+        # this transaction is the only feedback writer now, so the free ids are known exactly
+        taken = _present(conn, "feedback", "id", [f.id for f in wanted])
+        own = [f for f in wanted if f.id not in taken]
+        later = [f for f in wanted if f.id in taken]
+        if own:
+            conn.executemany(_INSERT_FEEDBACK, [(f.id, *_feedback_values(f)) for f in own])
+            counts.added += len(own)
         if postgres:  # the sequence goes past the ids given, so later inserts don't collide
             seq = conn.execute("SELECT pg_get_serial_sequence('feedback', 'id')").fetchone()[0]
             last, called = conn.execute(f"SELECT last_value, is_called FROM {seq}").fetchone()
@@ -617,6 +646,23 @@ class _Merger:
             conn.execute(_INSERT_FEEDBACK_NEW_ID, _feedback_values(f))
             counts.added += 1
             counts.renumbered += 1
+
+
+def _present(conn: Any, table: str, key: str, keys: Sequence[Any]) -> set[Any]:
+    """Which of ``keys`` ``table`` holds."""
+    found: set[Any] = set()
+    for start in range(0, len(keys), BATCH):
+        page = list(keys[start : start + BATCH])
+        marks = ",".join("?" * len(page))
+        found.update(
+            r[0] for r in conn.execute(f"SELECT {key} FROM {table} WHERE {key} IN ({marks})", page)
+        )
+    return found
+
+
+def _or_ignore(sql: str) -> str:
+    """An ``INSERT`` that skips a row whose key is there already."""
+    return sql.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
 
 
 def _keyset(store: Store, table: str, key: str) -> Iterator[dict[str, Any]]:
