@@ -10,6 +10,10 @@ STAMP := $(VENV)/.installed
 DEMO_DB ?= .teach/demo.db
 DEMO_MODEL ?= scripted:noisy-0.3
 DEMO_REPORT ?= reports/teach-report.html
+# the tests that open their store through the `collect` or `store_target` fixtures: `make test`
+# runs them a second time with TEACH_TEST_STORE=postgresql
+STORE_TESTS := tests/test_store.py tests/test_plugin.py tests/test_plugin_traps.py \
+    tests/test_concurrency.py
 
 .PHONY: setup browser postgres demo test lint docs bench clean
 
@@ -62,6 +66,8 @@ test: setup docs
 	$(PY) -m pytest tests/test_e2e_trainer.py -q -p no:cacheprovider -m e2e_trainer --trainer-url auto
 	@echo "== the test suite"
 	$(PY) -m pytest tests -q -n 2 -m "not e2e_trainer"
+	@echo "== the store-facing tests again, on a throwaway PostgreSQL server"
+	TEACH_TEST_STORE=postgresql $(PY) -m pytest $(STORE_TESTS) -q -n 2 -m "not e2e_trainer"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests scenarios benchmarks

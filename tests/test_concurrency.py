@@ -6,6 +6,8 @@ from collections import Counter
 
 import pytest
 
+from pytest_teach.store._journal import journal_dir
+
 pytest.importorskip("xdist")
 
 N = 2000
@@ -81,7 +83,7 @@ def test_killed_run_is_replayed_by_the_next(pytester: pytest.Pytester, collect) 
     )
     first, store = collect("test_killed.py", subprocess=True)
     assert first.ret != 0
-    journals = list((pytester.path / ".teach" / "experience.db.journals").glob("*.journal"))
+    journals = list(journal_dir(store).glob("*.journal"))
     assert len(journals) == 1, "the killed run left its journal"
     second, store = collect("test_later.py")
     second.assert_outcomes(passed=1)

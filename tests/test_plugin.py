@@ -131,7 +131,7 @@ def test_recorded_fields_round_trip(pytester: pytest.Pytester, collect) -> None:
     assert first.probs == {"click": 0.75, "fill": 0.25}
     assert first.entropy == pytest.approx(0.5623351446)
     assert (second.label, second.correction) == ("bad", "click")
-    assert store.artifact_path(ep.artifacts["notes"]).read_text() == "plain text"
+    assert store.read_artifact(ep.artifacts["notes"]) == b"plain text"
 
 
 def test_label_override_and_explicit_reward(pytester: pytest.Pytester, collect) -> None:
@@ -188,7 +188,7 @@ def test_conversions_and_bad_values(pytester: pytest.Pytester, collect) -> None:
     assert eps["test_numpy"].steps[0].observation == {"grid": [[0, 1], [2, 3]], "p": 0.5}
     assert eps["test_numpy"].steps[0].action == 3
     shot = eps["test_pil_screenshot"].steps[0].screenshot
-    assert store.artifact_path(shot).read_bytes().startswith(b"\x89PNG")
+    assert store.read_artifact(shot).startswith(b"\x89PNG")
     expected = {
         "test_bytes": "observation=: bytes cannot be stored",
         "test_nan_reward": "episode.reward(): nan is not a finite number",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -226,3 +227,43 @@ def test_ensure_postgres_without_binaries_or_root_gives_a_notice_not_an_error():
         "pytest-teach: no PostgreSQL server binaries; install with 'sudo apt-get install"
         " postgresql' (the PostgreSQL tests skip until then)"
     )
+
+
+#: Store-facing test files that stay off the PostgreSQL pass, and why.
+SQLITE_ONLY = {
+    "test_store_broken.py": "damage to a SQLite file",
+}
+
+
+def _uses_store_fixture(path: Path) -> bool:
+    """Whether a test in ``path`` takes ``collect``, or ``store_target`` with the backend that
+    ``TEACH_TEST_STORE`` chooses (not parametrized over both backends itself)."""
+
+    def both_backends(test: ast.FunctionDef) -> bool:
+        return any(
+            isinstance(mark, ast.Call)
+            and getattr(mark.func, "attr", "") == "parametrize"
+            and ast.literal_eval(mark.args[0]) == "store_target"
+            for mark in test.decorator_list
+        )
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")):
+            continue
+        takes = {arg.arg for arg in node.args.args}
+        if "collect" in takes or ("store_target" in takes and not both_backends(node)):
+            return True
+    return False
+
+
+def test_make_test_runs_every_store_facing_file_again_on_postgresql():
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")
+    (line,) = [ln for ln in makefile.splitlines() if ln.startswith("STORE_TESTS :=")]
+    listed = {Path(word).name for word in line.split(":=", 1)[1].split()}
+    store_facing = {
+        path.name
+        for path in (REPO / "tests").glob("test_*.py")
+        if path.name not in SQLITE_ONLY and _uses_store_fixture(path)
+    }
+    assert listed == store_facing
+    assert "TEACH_TEST_STORE=postgresql $(PY) -m pytest $(STORE_TESTS)" in makefile

@@ -82,8 +82,8 @@ def test_newer_store_is_refused(tmp_path: Path) -> None:
         open_store(path)
 
 
-def test_episode_filters(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db", create=True)
+def test_episode_filters(store_target: Path | str) -> None:
+    store = open_store(store_target, create=True)
     _write(store, "weather-1", "success", model="m:a", category="info")
     _write(store, "weather-2", "intervention", model="m:b", category="info")
     _write(store, "email-1", "error", model="m:a")
@@ -101,10 +101,10 @@ def test_episode_filters(tmp_path: Path) -> None:
         store.count(label="maybe")
 
 
-def test_one_episode_filter_behind_episodes_count_and_stats(tmp_path: Path) -> None:
+def test_one_episode_filter_behind_episodes_count_and_stats(store_target: Path | str) -> None:
     from pytest_teach.store import EpisodeFilter
 
-    store = open_store(tmp_path / "s.db", create=True)
+    store = open_store(store_target, create=True)
     _write(store, "weather-1", "success", model="m:a", category="info")
     _write(store, "weather-2", "intervention", model="m:b", category="info")
     _write(store, "email-1", "error", model="m:a")
@@ -136,8 +136,8 @@ def _job_row(job_id: str, agent: str, created_at: float) -> dict:
     }
 
 
-def test_record_tables_are_read_and_written_through_store_methods(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db", create=True)
+def test_record_tables_are_read_and_written_through_store_methods(store_target: Path | str) -> None:
+    store = open_store(store_target, create=True)
     store.insert_record("improvement_jobs", _job_row("abcd0001", "planner", 1.0))
     store.insert_record("improvement_jobs", _job_row("abcd0002", "planner", 2.0))
     store.insert_record("improvement_jobs", _job_row("ffff0001", "browser", 3.0))
@@ -179,8 +179,8 @@ def test_record_writes_refuse_a_read_only_store(tmp_path: Path) -> None:
         store.close()
 
 
-def test_scenario_glob_treats_brackets_literally(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db", create=True)
+def test_scenario_glob_treats_brackets_literally(store_target: Path | str) -> None:
+    store = open_store(store_target, create=True)
     _write(store, "tool_selection[weather-001]", "success")
     _write(store, "tool_selection[email-001]", "success")
     _write(store, "tool_selectionw", "success")
