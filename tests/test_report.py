@@ -21,6 +21,7 @@ from pytest_teach.report import (
     render_feedback,
     render_stats,
     report_store,
+    run_name,
     write_report,
 )
 from pytest_teach.store import Episode, StoreError, new_id
@@ -368,8 +369,11 @@ def test_report_store_picks_the_session_and_its_ab_arms(tmp_path: Path) -> None:
     store = open_store(tmp_path / "r.db", create=True)
     with pytest.raises(StoreError, match="has no sessions yet"):
         report_store(store, tmp_path / "none.html")
-    for sid in ("aaaa000000000001", "abcd000000000002"):
-        store.start_session(sid, argv=["pytest"], version="t", git_commit=None, rootdir=None)
+    for sid, argv in (
+        ("aaaa000000000001", ["pytest"]),
+        ("abcd000000000002", ["tests/agents", "-q", "--ab", "m:a,m:b", "--teach-db", "x.db"]),
+    ):
+        store.start_session(sid, argv=argv, version="t", git_commit=None, rootdir=None)
     first = _episode("s0", "success", "m:a")
     first.session_id = "aaaa000000000001"
     store.write_episode(first)
@@ -380,11 +384,15 @@ def test_report_store_picks_the_session_and_its_ab_arms(tmp_path: Path) -> None:
             store.write_episode(e)
     latest = report_store(store, tmp_path / "out" / "latest.html")
     html = latest.path.read_text(encoding="utf-8")
-    assert latest.episodes == 6 and "pytest-teach report: abcd000000000002" in html
+    assert latest.episodes == 6 and "<title>tests/agents · m:a vs m:b</title>" in html
     assert 'id="comparison"' in html and "m:b" in html
     first_only = report_store(store, tmp_path / "first.html", session="AAAA")
-    assert first_only.episodes == 1 and 'id="comparison"' not in first_only.path.read_text()
-    assert report_store(store, tmp_path / "all.html", everything=True).episodes == 7
+    first_html = first_only.path.read_text()
+    assert first_only.episodes == 1 and 'id="comparison"' not in first_html
+    assert "<title>all tests</title>" in first_html
+    everything = report_store(store, tmp_path / "all.html", everything=True)
+    assert everything.episodes == 7
+    assert "<title>all sessions</title>" in everything.path.read_text()
     with pytest.raises(StoreError, match=r"--session 'a' matches 2 sessions"):
         report_store(store, tmp_path / "x.html", session="a")
 
@@ -569,3 +577,129 @@ def test_long_tables_show_a_page_of_rows(
     shown = [float(t) for t in visible.locator("td:nth-child(7)").all_text_contents()]
     assert shown == [float(i) for i in range(24, 14, -1)]
     watched.check_quiet()
+
+
+# -- what the report learned from the viewer ---------------------------------------------------
+
+
+def _statuses(html: str) -> list[tuple[str, str]]:
+    """(status, scenario) of each row of the A/B section's side-by-side table, in order."""
+    table = html[
+        html.index('<table id="pairs">') : html.index("</table>", html.index('id="pairs"'))
+    ]
+    return re.findall(r'<tr data-status="(\w+)"><td>([^<]*)</td>', table)
+
+
+def test_ab_section_is_one_row_per_scenario_side_by_side_regressions_first() -> None:
+    a, b, _ = _regressing_comparison()
+    # sc-6 improves (fails under A, passes under B); sc-7 differs in reward only; sc-8 ran
+    # under B alone; sc-0..2 regress; sc-3..5 are the same.
+    a += [
+        _episode("sc-6", "intervention", "model-a", reward=0.0),
+        _episode("sc-7", "success", "model-a", reward=0.9),
+    ]
+    b += [
+        _episode("sc-6", "success", "model-b", reward=1.0),
+        _episode("sc-7", "success", "model-b", reward=0.5),
+        _episode("sc-8", "success", "model-b", reward=1.0),
+    ]
+    comparison = compare(a, b, baseline_name="model-a", candidate_name="model-b")
+    html = build_report(a + b, comparison=comparison)
+    rows = _statuses(html)
+    assert [s for s, _ in rows] == ["regression"] * 3 + ["improvement"] + ["differs"] * 2 + [
+        "same"
+    ] * 3
+    assert {name for s, name in rows if s == "regression"} == set(comparison.regressions)
+    assert [name for _, name in rows[3:6]] == ["sc-6", "sc-7", "sc-8"]  # B - A lowest first
+    assert len({name for _, name in rows}) == len(rows) == 9  # one row per scenario
+    first = html[html.index('<tr data-status="regression"><td>sc-0<') :].split("</tr>")[0]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", first)
+    assert cells == ["sc-0", "regression", "success", "1.000", "intervention", "0.000", "-1.000",
+                     "wrong tool"]  # fmt: skip
+    lone = html[html.index("<td>sc-8</td>") :].split("</tr>")[0]
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", lone)[2:7] == ["", "", "success", "1.000", ""]
+    assert "3 regressions" in html
+
+
+def test_ab_pairs_follow_the_arms_of_an_ab_run() -> None:
+    a, b, _ = _regressing_comparison()
+    for e in a:
+        e.arm, e.model = "A", "same-model"
+    for e in b:
+        e.arm, e.model = "B", "same-model"
+    comparison = compare(a, b, baseline_name="same-model", candidate_name="same-model")
+    rows = _statuses(build_report(b + a, comparison=comparison))
+    assert [s for s, _ in rows] == ["regression"] * 3 + ["same"] * 3
+
+
+def _points(model: str, values: list[float]) -> list[HistoryPoint]:
+    return [
+        HistoryPoint(f"{model}-s{i}", 1_700_000_000.0 + i * 3600, model, v, 10)
+        for i, v in enumerate(values)
+    ]
+
+
+def test_history_charts_only_where_there_are_three_points() -> None:
+    hist = History(
+        metric="success_rate",
+        higher_is_better=True,
+        series={
+            "model-a": _points("model-a", [0.9, 0.8, 0.85]),
+            "model-b": _points("model-b", [0.7, 0.75]),
+            "model-c": _points("model-c", [0.5]),
+        },
+        trends={"model-a": -0.025, "model-b": 0.05},
+    )
+    html = build_report([_episode("s", "success")], history=hist)
+    section = html[
+        html.index('id="history"') : html.index("</section>", html.index('id="history"'))
+    ]
+    assert section.count('<svg class="chart') == 1
+    assert re.findall(r'<figure data-model="([^"]+)">', section) == ["model-a"]
+    assert "model-b: 2 runs, latest 0.75" in section and "model-c: 1 run, latest 0.5" in section
+    assert "Charted from 3 runs on" in section
+    few = History(
+        metric="success_rate",
+        higher_is_better=True,
+        series={"model-b": _points("model-b", [0.7, 0.75])},
+    )
+    html = build_report([_episode("s", "success")], history=few)
+    assert 'id="history"' in html and '<svg class="chart line' not in html
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        ([], "all tests"),
+        (["pytest", "-q"], "all tests"),
+        (["tests/agents", "-m", "browser", "--model", "openai:gpt-4o"],
+         "tests/agents · -m browser · openai:gpt-4o"),
+        (["scenarios/tool_selection", "-p", "no:cacheprovider", "--tb=no", "-kweather",
+          "--ab", "scripted:oracle,scripted:noisy-0.3", "-n", "2", "--teach-db", "a.db"],
+         "scenarios/tool_selection · -k weather · scripted:oracle vs scripted:noisy-0.3"),
+        (["a.py", "b.py", "c.py", "d.py", "e.py", "-x"], "a.py b.py c.py +2 more"),
+        (["t.py", "--token", "Zq8vN3pL0wXy7RtK2mB5cD9eF1gH4jSa"], "t.py"),
+        (["--model", "http://u:hunter2secret@host/v1"], "all tests · http://u:[REDACTED]@host/v1"),
+    ],
+)  # fmt: skip
+def test_run_name_is_what_ran_and_under_which_models(argv: list[str], name: str) -> None:
+    assert run_name(argv) == name
+
+
+def test_run_name_is_short() -> None:
+    name = run_name(["tests/" + "x" * 300 + ".py"])
+    assert len(name) == 100 and name.endswith("…")
+
+
+def test_the_plugin_titles_its_report_with_the_run_name(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_named="def test_calls(episode):\n    episode.step('o', 'a')\n")
+    result = pytester.runpytest(
+        "test_named.py", "-p", "no:cacheprovider", "-k", "calls", "--teach-report=report.html"
+    )
+    result.assert_outcomes(passed=1)
+    html = (pytester.path / "report.html").read_text(encoding="utf-8")
+    assert "<title>test_named.py · -k calls</title>" in html
+    assert (
+        "<h1>test_named.py · -k calls</h1>" in html
+        and "report.html" not in html.split("<h1>")[1][:80]
+    )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ._collector import episode_from_wire
-from .redaction import redact, redact_argv, redact_url
+from .redaction import redact, redact_url
 from .store import Episode, Store, StoreError, is_url
 
 DEFAULT_REPORT = "reports/teach-report.html"
@@ -109,7 +109,7 @@ class RunResults:
         )
 
     def _write_report(self) -> None:
-        from .report import build_report, write_report
+        from .report import build_report, run_name, write_report
 
         history = None
         sessions: list[dict[str, Any]] = []
@@ -140,7 +140,7 @@ class RunResults:
                 comparison=self.comparison,
                 history=history,
                 sessions=sessions,
-                title="pytest-teach: " + " ".join(redact_argv(self.config.invocation_params.args)),
+                title=run_name(self.config.invocation_params.args),
                 image=image,
             )
             self.report_written = write_report(self.report_path, html)

@@ -14,6 +14,7 @@ from ._compare import (
     summarize,
 )
 from ._history import METRICS, History, HistoryPoint, history
+from ._pairs import PAIR_STATUSES, ScenarioPair, pair_scenarios
 from ._render import SUMMARY_HEADER, render_comparison, render_history, summary_cells
 from ._sides import compare_in_store, resolve_side
 from ._stats import (
@@ -28,6 +29,7 @@ from ._stats import (
 __all__ = [
     "APPROVE",
     "METRICS",
+    "PAIR_STATUSES",
     "REJECT",
     "SUMMARY_HEADER",
     "Comparison",
@@ -35,6 +37,7 @@ __all__ = [
     "HistoryPoint",
     "ModelSummary",
     "PairedFigure",
+    "ScenarioPair",
     "Thresholds",
     "binomial_two_sided",
     "bootstrap_mean_diff_ci",
@@ -43,6 +46,7 @@ __all__ = [
     "history",
     "linear_slope",
     "mcnemar_exact",
+    "pair_scenarios",
     "paired_cost",
     "paired_latency",
     "percentile",

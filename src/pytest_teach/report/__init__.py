@@ -14,11 +14,13 @@ from ._html import _media_type as image_media_type
 from ._path import REPORT_GENERATOR, ReportPathError, check_report_path, is_report
 from ._store import StoreReport, report_store
 from ._text import render_feedback, render_stats
+from ._title import RUN_NAME_CHARS, run_name
 
 __all__ = [
     "BALANCE_BAND",
     "REDACTED",
     "REPORT_GENERATOR",
+    "RUN_NAME_CHARS",
     "ReportPathError",
     "StoreReport",
     "as_text",
@@ -32,5 +34,6 @@ __all__ = [
     "render_feedback",
     "render_stats",
     "report_store",
+    "run_name",
     "write_report",
 ]

@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..compare import summary_cells
+from ..compare import pair_scenarios, summary_cells
 from ..redaction import redact
 from ._svg import Trusted, balance_bar, histogram, line_chart
 
@@ -47,7 +47,9 @@ _CELL_CHARS = 300
 _REDACT_MARGIN = 2048  # past a cut: longer than any secret the patterns match in practice
 _LAST_STEPS = 3
 _MAX_SESSIONS = 50
-_MAX_REGRESSIONS = 100
+_MAX_PAIRS = 500
+#: a history chart needs this many points: fewer show no trend worth a chart
+_MIN_HISTORY_POINTS = 3
 _MAX_WARNING_ROWS = 500
 _MAX_IMAGE_BYTES = 4 * 1024 * 1024
 _IMAGE_BUDGET = 32 * 1024 * 1024
@@ -350,14 +352,45 @@ def _model_row(arm: str, s: ModelSummary) -> list[str]:
     return [arm, s.model, *summary_cells(s, missing=""), str(s.errors)]
 
 
-def _comparison(c: Comparison | None) -> dict[str, Any] | None:
+def _sides(episodes: Sequence[Episode], c: Comparison) -> tuple[list[Episode], list[Episode]]:
+    """The episodes of each side: by arm in an ``--ab`` run, else by the compared models."""
+    a = [e for e in episodes if e.arm == "A"]
+    b = [e for e in episodes if e.arm == "B"]
+    if a or b:
+        return a, b
+    a = [e for e in episodes if e.model == c.baseline.model]
+    b = [e for e in episodes if e.model == c.candidate.model]
+    return a, b
+
+
+def _pair_rows(episodes: Sequence[Episode], c: Comparison) -> list[dict[str, str]]:
+    rows = []
+    for pair in pair_scenarios(*_sides(episodes, c)):
+        ea, eb = pair.a, pair.b
+        rows.append(
+            {
+                "scenario": pair.scenario,
+                "status": pair.status,
+                "a_outcome": ea.outcome if ea else "",
+                "a_reward": _fmt(ea.reward if ea else None, ".3f"),
+                "b_outcome": eb.outcome if eb else "",
+                "b_reward": _fmt(eb.reward if eb else None, ".3f"),
+                "diff": _fmt(pair.diff, "+.3f"),
+                "reason": _clip((eb.label_reason or "") if eb else "", _CELL_CHARS),
+            }
+        )
+    return rows
+
+
+def _comparison(episodes: Sequence[Episode], c: Comparison | None) -> dict[str, Any] | None:
     if c is None:
         return None
     ci = c.reward_diff_ci
     diff = _fmt(c.reward_diff, "+.3f")
-    regressions = list(c.regressions)
+    pairs = _pair_rows(episodes, c)
     return {
         "rows": [_model_row("A", c.baseline), _model_row("B", c.candidate)],
+        "a_model": c.baseline.model,
         "pairs": c.pairs,
         "wins": c.wins,
         "losses": c.losses,
@@ -372,9 +405,10 @@ def _comparison(c: Comparison | None) -> dict[str, Any] | None:
         "verdict": "APPROVE" if c.verdict == "APPROVE" else "REJECT",
         "candidate": c.candidate.model,
         "reasons": list(c.reasons),
-        "regressions": regressions[:_MAX_REGRESSIONS],
-        "regressions_hidden": max(len(regressions) - _MAX_REGRESSIONS, 0),
+        "regressions": len(c.regressions),
         "improvements": list(c.improvements),
+        "scenario_pairs": pairs[:_MAX_PAIRS],
+        "scenario_pairs_hidden": max(len(pairs) - _MAX_PAIRS, 0),
     }
 
 
@@ -439,8 +473,14 @@ def _history(h: History | None) -> dict[str, Any] | None:
     for d in h.drops:
         drops_by_model[str(d.get("model"))].append(d)
     charts = []
+    few = []
     for model, points in h.series.items():
         if not points:
+            continue
+        if len(points) < _MIN_HISTORY_POINTS:
+            few.append(
+                {"model": model, "points": len(points), "latest": _fmt(points[-1].value, ".4g")}
+            )
             continue
         sessions = {d.get("session_id") for d in drops_by_model.get(model, [])}
         flagged = {i for i, p in enumerate(points) if p.session_id in sessions}
@@ -477,6 +517,8 @@ def _history(h: History | None) -> dict[str, Any] | None:
         "metric": h.metric,
         "direction": "higher is better" if h.higher_is_better else "lower is better",
         "charts": charts,
+        "few": few,
+        "min_points": _MIN_HISTORY_POINTS,
         "drops": drops,
     }
 
@@ -601,7 +643,7 @@ def build_report(
         "script": Trusted(_SCRIPT),
         "summary": _summary(episodes, list(sessions)),
         "balance": _balance(episodes),
-        "comparison": _comparison(comparison),
+        "comparison": _comparison(episodes, comparison),
         "rows": _rows(episodes),
         "page_rows": max(int(_PAGE_ROWS), 1),
         "outcomes": _OUTCOMES,

@@ -10,6 +10,7 @@ from ..compare import Thresholds, compare, history
 from ..store import Store, StoreError
 from ._html import build_report, write_report
 from ._path import check_report_path
+from ._title import run_name
 
 __all__ = ["StoreReport", "report_store"]
 
@@ -46,7 +47,8 @@ def report_store(
     """Write the HTML report of ``session`` (a unique id prefix; default the latest) to
     ``output``, or of every episode with ``everything``.
 
-    The report shows the A/B verdict (default thresholds) when the session ran both arms, the
+    The report is titled with the session's run name (:func:`run_name`), or "all sessions".
+    It shows the A/B verdict (default thresholds) when the session ran both arms, the
     success-rate history of the whole store, and the screenshots the store holds.
 
     Raises:
@@ -76,12 +78,13 @@ def report_store(
         except (StoreError, OSError):
             return None
 
+    shown = [s for s in sessions if chosen is None or s["id"] == chosen]
     html = build_report(
         episodes,
         comparison=comparison,
         history=history(store, "success_rate"),
-        sessions=[s for s in sessions if chosen is None or s["id"] == chosen],
-        title=f"pytest-teach report: {'all sessions' if chosen is None else chosen}",
+        sessions=shown,
+        title="all sessions" if chosen is None else run_name(shown[0].get("argv") or []),
         image=image,
     )
     return StoreReport(write_report(output, html), len(episodes))

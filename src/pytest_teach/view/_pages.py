@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..compare import Comparison, Thresholds, compare, render_comparison, resolve_side
+from ..compare import (
+    Comparison,
+    Thresholds,
+    compare,
+    pair_scenarios,
+    render_comparison,
+    resolve_side,
+)
 from ..report import as_text, clip
 from ..store import (
     Episode,
@@ -274,14 +281,6 @@ class AbView:
     limit: int
 
 
-def _latest(episodes: list[Episode]) -> dict[str, Episode]:
-    latest: dict[str, Episode] = {}
-    for e in episodes:
-        if e.scenario not in latest or e.created_at >= latest[e.scenario].created_at:
-            latest[e.scenario] = e
-    return latest
-
-
 def ab_view(
     store: Store, a: str, b: str, *, only_differences: bool = False, offset: int = 0
 ) -> AbView:
@@ -297,50 +296,24 @@ def ab_view(
     comparison = compare(
         a_eps, b_eps, baseline_name=a_name, candidate_name=b_name, thresholds=Thresholds()
     )
-    regressions = set(comparison.regressions)  # passed under A, fail under B
-    left, right = _latest(a_eps), _latest(b_eps)
     rows = []
-    for scenario in sorted(set(left) | set(right)):
-        ea, eb = left.get(scenario), right.get(scenario)
-        ra = ea.reward if ea is not None else None
-        rb = eb.reward if eb is not None else None
-        diff = rb - ra if ra is not None and rb is not None else None
-        same = (
-            ea is not None
-            and eb is not None
-            and ea.outcome == eb.outcome
-            and (diff is None or abs(diff) < 1e-12)
-        )
-        status = (
-            "regression"
-            if scenario in regressions
-            else "improvement"
-            if ea is not None and eb is not None and ea.label == 1 and eb.label == 0
-            else "same"
-            if same
-            else "differs"
-        )
-        if only_differences and status == "same":
+    for pair in pair_scenarios(a_eps, b_eps):
+        if only_differences and pair.status == "same":
             continue
+        ea, eb = pair.a, pair.b
         rows.append(
             {
-                "scenario": scenario,
-                "status": status,
+                "scenario": pair.scenario,
+                "status": pair.status,
                 "a_id": ea.id if ea else "",
                 "a_outcome": ea.outcome if ea else "",
-                "a_reward": _num(ra),
+                "a_reward": _num(ea.reward if ea else None),
                 "b_id": eb.id if eb else "",
                 "b_outcome": eb.outcome if eb else "",
-                "b_reward": _num(rb),
-                "diff": _num(diff, "+.3f"),
-                "_key": (
-                    {"regression": 0, "improvement": 1, "differs": 2, "same": 3}[status],
-                    diff if diff is not None else 0.0,
-                    scenario,
-                ),
+                "b_reward": _num(eb.reward if eb else None),
+                "diff": _num(pair.diff, "+.3f"),
             }
         )
-    rows.sort(key=lambda r: r["_key"])
     start = max(int(offset), 0)
     return AbView(
         comparison=comparison,
