@@ -186,6 +186,14 @@ MIGRATIONS: dict[int, tuple[str | Only, ...]] = {
         Only("postgresql", "ALTER TABLE training_runs ADD COLUMN rowid BIGSERIAL"),
         Only("postgresql", "ALTER TABLE registered_models ADD COLUMN rowid BIGSERIAL"),
     ),
+    5: (
+        # the viewer's filters on a store of millions: each index holds the row's position, so
+        # a page of one outcome, model or scenario (newest first) reads its 50 rows and its
+        # count reads the index, not the table
+        "CREATE INDEX episodes_outcome ON episodes(outcome)",
+        "CREATE INDEX episodes_model ON episodes(model)",
+        "CREATE INDEX episodes_scenario ON episodes(scenario)",
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
