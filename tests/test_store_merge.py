@@ -256,6 +256,18 @@ def test_a_conflicting_episode_is_reported_by_id_and_dest_keeps_its_row(tmp_path
     dest_episode = next(e for e in after["episodes"] if e["id"] == ids[0])
     assert dest_episode == next(e for e in kept["episodes"] if e["id"] == ids[0])
     assert extra[0] in {e["id"] for e in after["episodes"]}
+    # a record that went on in the source (a NULL there now set) conflicts too; DEST keeps it
+    conn = sqlite3.connect(src)
+    with conn:
+        conn.execute("UPDATE training_runs SET output_model_ref = 'out/m' WHERE run_id = 'run-a'")
+    conn.close()
+    report = merge_stores([src], team)
+    assert [(c.table, c.key, c.fields) for c in report.conflicts] == [
+        ("episodes", ids[0], conflict.fields),
+        ("training_runs", "run-a", ("output_model_ref",)),
+    ]
+    with open_store(team) as store:
+        assert store.get_record("training_runs", "run-a")["output_model_ref"] is None
 
 
 def test_a_session_finished_later_is_completed_not_a_conflict(tmp_path: Path) -> None:

@@ -80,8 +80,8 @@ def merge_cmd(sources: tuple[str, ...], dest: str) -> None:
     come together with, for example:
 
     \b
-        teach store merge shard-*.db --into team.db
-        teach store merge shard-*.db --into postgresql://ci@db.example:5432/teach
+        teach store merge shard-1.db shard-2.db shard-3.db --into team.db
+        teach store merge shard-1.db shard-2.db --into postgresql://ci@db.example:5432/teach
     """
     from ..store import merge_stores
 

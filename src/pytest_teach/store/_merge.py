@@ -94,6 +94,12 @@ _DATA_TABLES = (
     "training_runs",
     "registered_models",
 )
+#: Why a table's rows are skipped (see :class:`TableMerge`).
+_SKIPPED = {
+    "artifacts": "their bytes could not be read",
+    "episodes": "they link an artifact that could not be read",
+    "feedback": "on episodes that conflict or were skipped",
+}
 #: An episode's fields compared between the stores (its feedback is merged on its own).
 _EPISODE_FIELDS = tuple(f.name for f in fields(Episode) if f.name != "feedback")
 
@@ -171,7 +177,7 @@ class MergeReport:
             if t.filled:
                 extra.append(f"{t.filled} completed from a source")
             if t.skipped:
-                extra.append(f"{t.skipped} skipped")
+                extra.append(f"{t.skipped} skipped: {_SKIPPED[t.name]}")
             counts = (t.added, t.present, t.conflicts, t.renumbered)
             row = f"  {t.name:<{width}}  " + "  ".join(f"{n:>13}" for n in counts)
             out.append(row + (f"  ({'; '.join(extra)})" if extra else ""))
@@ -453,17 +459,18 @@ class _Merger:
                     new.append(row)
                     continue
                 differ, fill = [], []
+                lenient = table in _FILLED  # a NULL on either side is not a conflict
                 for column, value in row.items():
-                    if column == "rowid" or value is None:
-                        continue
                     theirs = mine[column]
-                    if theirs is None:
+                    if lenient and value is None:
+                        continue
+                    if lenient and theirs is None:
                         fill.append(column)
                     elif _value(table, column, theirs) != _value(table, column, value):
                         differ.append(column)
                 if differ:
                     self.report.conflict(table, str(row[key]), self.name, differ)
-                elif fill and table in _FILLED:
+                elif fill:
                     fills.extend((column, row[key], row[column]) for column in fill)
                     counts.filled += 1
                 else:
