@@ -146,6 +146,7 @@
             }
             if (i === 4) { td.className = "o-" + row.outcome; }
             if (i === 5 || i === 6 || i === 7) { td.className = "num"; }
+            if (i === 8) { td.className = "reason"; }
             tr.appendChild(td);
           });
           body.insertBefore(tr, body.firstChild);
