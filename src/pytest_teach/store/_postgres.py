@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..redaction import redact, redact_url
+from ..redaction import REDACTED, redact, redact_url
 
 SCHEMES = ("postgresql://", "postgres://")
 
@@ -37,14 +37,23 @@ class Target:
         from ._store import StoreError
 
         self.url = url.strip()
-        self.location = redact_url(self.url)
+        self.location, self._secret = _mask_userinfo(self.url)
         try:
             parts = urlsplit(self.url)
             port = parts.port
-        except ValueError as exc:
+            if port == 0:
+                raise ValueError("port 0")
+        except ValueError as exc:  # urllib's reason may quote the password: never shown
+            reason = (
+                "the host is not a valid IPv6 address in brackets"
+                if "IPv6" in str(exc)
+                else "the port must be a number from 1 to 65535"
+            )
             raise StoreError(
-                f"malformed PostgreSQL URL {self.location}: {redact(str(exc))}"
+                f"malformed PostgreSQL URL {self.location}: {reason}{self._hint()}"
             ) from None
+        if "@" in parts.netloc.rpartition("@")[0]:  # libpq and urllib split it differently
+            raise StoreError(f"malformed PostgreSQL URL {self.location}: {_ENCODE.strip('; ')}")
         if parts.scheme.lower() not in ("postgresql", "postgres"):
             raise StoreError(
                 f"malformed PostgreSQL URL {self.location}: the scheme must be postgresql"
@@ -53,7 +62,7 @@ class Target:
         if not dbname or "/" in dbname:
             raise StoreError(
                 f"malformed PostgreSQL URL {self.location}: name one database after the host, "
-                "as in postgresql://USER@HOST:5432/DBNAME"
+                f"as in postgresql://USER@HOST:5432/DBNAME{self._hint()}"
             )
         self.host = parts.hostname or "localhost"
         self.port = port or 5432
@@ -70,8 +79,18 @@ class Target:
             psycopg.conninfo.conninfo_to_dict(self.url)
         except psycopg.Error as exc:
             raise StoreError(
-                f"malformed PostgreSQL URL {self.location}: {_first_line(exc)}"
+                f"malformed PostgreSQL URL {self.location}: {self.scrub(_first_line(exc))}"
             ) from None
+
+    def _hint(self) -> str:
+        """How to spell the password, when it holds a character that ends a URL's part."""
+        return _ENCODE if any(c in self._secret for c in "/?#@ ") else ""
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the URL's password masked, however it was spelled."""
+        for secret in {self._secret, unquote(self._secret)} - {""}:
+            text = text.replace(secret, REDACTED)
+        return redact(text)
 
     @property
     def server(self) -> str:
@@ -116,8 +135,30 @@ class Target:
             )
         reason = "connection refused" if "refused" in low else _first_line(exc)
         return (
-            f"cannot reach PostgreSQL at {self.server}: {redact(reason)} (is the server running?)"
+            f"cannot reach PostgreSQL at {self.server}: {self.scrub(reason)} "
+            "(is the server running?)"
         )
+
+
+_ENCODE = "; percent-encode any / ? # @ % or space in the password (%2F %3F %23 %40 %25 %20)"
+
+
+def _mask_userinfo(url: str) -> tuple[str, str]:
+    """``url`` with its password masked, and the password as written ("" when none).
+
+    The password is taken as everything between the user name's ``:`` and the *last* ``@``,
+    so a password holding ``/``, ``?``, ``#`` or ``@`` (which should be percent-encoded but
+    often isn't) is masked whole, not cut where a URL parser would stop reading it.
+    """
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at < 0:
+        return redact_url(url), ""
+    user, colon, secret = rest[:at].partition(":")
+    if not colon:
+        return redact_url(url), ""
+    masked = f"{scheme}://{user}:{REDACTED}@{rest[at + 1 :]}"
+    return redact(masked), secret
 
 
 def _first_line(exc: BaseException) -> str:

@@ -573,7 +573,7 @@ class Store:
         ref = self.artifact(sha)
         if self.artifacts_dir is not None:
             return (self.artifacts_dir / ref.relpath).open("rb")
-        return io.BufferedReader(_ChunkReader(self._conn, sha), buffer_size=CHUNK)
+        return io.BufferedReader(_ChunkReader(self._conn, ref), buffer_size=CHUNK)
 
     def read_artifact(self, sha: str) -> bytes:
         """An artifact's bytes."""
@@ -1086,11 +1086,13 @@ def _check_digest(ref: ArtifactRef, digest: Any) -> None:
 
 
 class _ChunkReader(io.RawIOBase):
-    """A PostgreSQL artifact read chunk by chunk (one row in memory at a time)."""
+    """A PostgreSQL artifact read chunk by chunk (one row in memory at a time); a missing
+    chunk is an error, never a short read."""
 
-    def __init__(self, conn: Any, sha: str) -> None:
+    def __init__(self, conn: Any, ref: ArtifactRef) -> None:
         self._conn = conn
-        self._sha = sha
+        self._sha = ref.sha256
+        self._left = ref.size
         self._seq = 0
         self._buffer = b""
 
@@ -1104,9 +1106,15 @@ class _ChunkReader(io.RawIOBase):
                 (self._sha, self._seq),
             ).fetchone()
             if row is None:
+                if self._left > 0:
+                    raise StoreError(
+                        f"artifact {self._sha}: chunk {self._seq} is missing, {self._left} bytes "
+                        "unread; see `teach store check`"
+                    )
                 return 0
             self._seq += 1
             self._buffer = bytes(row[0])
+            self._left -= len(self._buffer)
             if not self._buffer:
                 return 0
         n = min(len(b), len(self._buffer))
