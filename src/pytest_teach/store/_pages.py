@@ -2,11 +2,14 @@
 after a point, episode counts per session, and the review queue's next unreviewed episode.
 
 Each query reads one page (``LIMIT``), never the whole store, and is written in SQLite's
-spelling with ``?`` placeholders, so it runs on PostgreSQL too.
+spelling with ``?`` placeholders, so it runs on PostgreSQL too. A page that follows another is
+found by the last row's sort key (keyset paging), so a deep page costs what the first does, and
+a count stops at :data:`COUNT_CAP`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 from ._store import EpisodeFilter, Store, StoreError
 
 __all__ = [
+    "COUNT_CAP",
     "EPISODE_SORTS",
     "QUEUE_ORDERS",
     "EpisodePage",
@@ -34,6 +38,8 @@ EPISODE_SORTS = {
     "reward": "reward",
     "duration": "duration_s",
 }
+#: An episode page counts the matching episodes up to this many (then says "at least").
+COUNT_CAP = 10_000
 #: How the review queue orders the unreviewed episodes.
 QUEUE_ORDERS = ("uncertainty", "failures", "time")
 
@@ -71,17 +77,33 @@ class EpisodeRow:
 
 @dataclass
 class EpisodePage:
-    """A page of episodes: its rows, how many match in all, and where the page starts."""
+    """A page of episodes: its rows, how many match in all (at most :data:`COUNT_CAP`; see
+    ``capped``), where the page starts, and the cursors of the pages beside it."""
 
     rows: list[EpisodeRow]
     total: int
     offset: int
     limit: int
+    capped: bool = False
+    more: bool | None = None
+    sort: str = "time"
 
     @property
     def has_next(self) -> bool:
         """Whether more rows follow this page."""
+        if self.more is not None:
+            return self.more
         return self.offset + len(self.rows) < self.total
+
+    @property
+    def next_cursor(self) -> str:
+        """The ``after`` of the next page: its last row's sort key (empty without rows)."""
+        return cursor_of(self.rows[-1], self.sort) if self.rows else ""
+
+    @property
+    def prev_cursor(self) -> str:
+        """The ``before`` of the previous page: its first row's sort key (empty without rows)."""
+        return cursor_of(self.rows[0], self.sort) if self.rows else ""
 
 
 @dataclass
@@ -98,6 +120,60 @@ class QueueState:
     def remaining(self) -> int:
         """Episodes in scope without feedback."""
         return self.total - self.reviewed
+
+
+_SORT_FIELDS = {
+    "time": "rowid",
+    "scenario": "scenario",
+    "model": "model",
+    "outcome": "outcome",
+    "reward": "reward",
+    "duration": "duration_s",
+}
+
+
+def cursor_of(row: EpisodeRow, sort: str = "time") -> str:
+    """The keyset cursor of ``row`` for a page sorted by ``sort``: its sort value and its
+    insertion position, as JSON (``[value, rowid]``)."""
+    if sort == "time":
+        return json.dumps([row.rowid, row.rowid])
+    return json.dumps([getattr(row, _SORT_FIELDS[sort]), row.rowid], ensure_ascii=False)
+
+
+def _parse_cursor(text: str, sort: str) -> tuple[Any, int]:
+    try:
+        value, rowid = json.loads(text)
+    except (ValueError, TypeError):
+        raise StoreError(f"page cursor {text[:80]!r} is not [value, position]") from None
+    numeric = sort in ("time", "reward", "duration")
+    ok_value = (
+        value is None
+        or (isinstance(value, str) and not numeric)
+        or (isinstance(value, (int, float)) and not isinstance(value, bool) and numeric)
+    )
+    if not ok_value or not isinstance(rowid, int) or isinstance(rowid, bool):
+        raise StoreError(f"page cursor {text[:80]!r} does not fit a page sorted by {sort}")
+    return value, rowid
+
+
+def _keyset(
+    column: str, value: Any, rowid: int, *, ascending: bool, after: bool
+) -> tuple[str, list[Any]]:
+    """The rows after (or before) the one with sort ``value`` at ``rowid`` in the page order
+    ``(column IS NULL), column, rowid``: missing values last, ``column`` and ``rowid`` ascending
+    or descending."""
+    later, earlier = (">", "<") if ascending else ("<", ">")
+    if column == "rowid":
+        return f"rowid {later if after else earlier} ?", [rowid]
+    if after:
+        if value is None:
+            return f"({column} IS NULL AND rowid {later} ?)", [rowid]
+        tie = f"{column} {later} ? OR ({column} = ? AND rowid {later} ?)"
+        return f"({column} IS NULL OR {tie})", [value, value, rowid]
+    if value is None:
+        return f"({column} IS NOT NULL OR rowid {earlier} ?)", [rowid]
+    tie = f"{column} {earlier} ? OR ({column} = ? AND rowid {earlier} ?)"
+    return f"({column} IS NOT NULL AND ({tie}))", [value, value, rowid]
 
 
 def _row(r: Any) -> EpisodeRow:
@@ -156,14 +232,22 @@ def episode_page(
     descending: bool = True,
     offset: int = 0,
     limit: int = 50,
+    after: str | None = None,
+    before: str | None = None,
 ) -> EpisodePage:
     """One page of the episodes matching ``filters``, ``text`` (a case-insensitive substring of
     the id, scenario, test id, model or failure reason) and ``until`` (recorded before that
     epoch), sorted by ``sort`` (a key of :data:`EPISODE_SORTS`; missing values last, then by
     insertion).
 
+    The page starts at ``offset``, or, cheaply at any depth, right after the row whose cursor
+    is ``after`` (:attr:`EpisodePage.next_cursor`) or ends right before the one whose cursor is
+    ``before`` (:attr:`EpisodePage.prev_cursor`); ``offset`` then only numbers the rows. The
+    count stops at :data:`COUNT_CAP` (``capped`` says so).
+
     Raises:
-        StoreError: an unknown ``sort``, or a negative ``offset`` or a ``limit`` under 1.
+        StoreError: an unknown ``sort``, a negative ``offset``, a ``limit`` under 1, or a cursor
+            that is not one of this sort's.
     """
     column = EPISODE_SORTS.get(sort)
     if column is None:
@@ -172,18 +256,43 @@ def episode_page(
         raise StoreError(
             f"a page starts at 0 or later and holds 1 or more rows (got {offset}, {limit})"
         )
+    if after and before:
+        raise StoreError("a page starts after one row or ends before one, not both")
     where, args = _where(store, filters or EpisodeFilter(), text=text, until=until)
-    direction = "DESC" if descending else "ASC"
-    order = f"({column} IS NULL), {column} {direction}"
-    if column != "rowid":
-        order += f", rowid {direction}"
     conn = store.conn
-    total = conn.execute(f"SELECT COUNT(*) FROM episodes {where}", args).fetchone()[0]
+    counted = conn.execute(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM episodes {where} LIMIT ?) AS matched",
+        (*args, COUNT_CAP + 1),
+    ).fetchone()[0]
+    capped = int(counted) > COUNT_CAP
+    total = min(int(counted), COUNT_CAP)
+    mark = after or before
+    backwards = bool(before)
+    page_where, page_args = where, list(args)
+    if mark:
+        value, rowid = _parse_cursor(mark, sort)
+        clause, extra = _keyset(column, value, rowid, ascending=not descending, after=not backwards)
+        page_where = f"{where} AND {clause}" if where else f"WHERE {clause}"
+        page_args += extra
+    direction = "DESC" if descending != backwards else "ASC"
+    nulls = "DESC" if backwards else "ASC"
+    if column == "rowid":  # never missing: the bare key lets the table's own order serve
+        order = f"rowid {direction}"
+    else:
+        order = f"({column} IS NULL) {nulls}, {column} {direction}, rowid {direction}"
+    # the page's positions first, then its columns: the per-row counts are read for the page's
+    # rows only, never for the rows sorted or skipped to find them
     rows = conn.execute(
-        f"SELECT {_ROW_COLUMNS} FROM episodes {where} ORDER BY {order} LIMIT ? OFFSET ?",
-        (*args, int(limit), int(offset)),
+        f"SELECT {_ROW_COLUMNS} FROM episodes WHERE rowid IN (SELECT rowid FROM episodes "
+        f"{page_where} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}",
+        (*page_args, int(limit) + 1, 0 if mark else int(offset)),
     ).fetchall()
-    return EpisodePage([_row(r) for r in rows], int(total), int(offset), int(limit))
+    extra_row = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    more = True if backwards else extra_row  # a page before another has that one after it
+    return EpisodePage([_row(r) for r in rows], total, int(offset), int(limit), capped, more, sort)
 
 
 def episodes_after(

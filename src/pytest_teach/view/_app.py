@@ -219,6 +219,8 @@ def create_app(store: Store, *, token: str | None = None, loopback_only: bool = 
             descending=descending,
             offset=offset,
             limit=PAGE_SIZE,
+            after=params.get("after") or None,
+            before=params.get("before") or None,
         )
         kept = {k: params[k] for k in (*_FILTERS, "sort", "dir") if params.get(k)}
         live = sort == "time" and descending and offset == 0
@@ -234,10 +236,12 @@ def create_app(store: Store, *, token: str | None = None, loopback_only: bool = 
             params=params,
             outcomes=OUTCOMES,
             sorts=list(EPISODE_SORTS),
-            prev_url=f"/episodes?{urlencode({**kept, 'offset': max(offset - PAGE_SIZE, 0)})}"
-            if offset
+            capped=listed.capped,
+            # pages beside this one start from its first or last row (keyset): any depth is cheap
+            prev_url=f"/episodes?{urlencode({**kept, 'offset': max(offset - PAGE_SIZE, 0), 'before': listed.prev_cursor})}"  # noqa: E501
+            if offset and listed.rows
             else "",
-            next_url=f"/episodes?{urlencode({**kept, 'offset': offset + PAGE_SIZE})}"
+            next_url=f"/episodes?{urlencode({**kept, 'offset': offset + len(listed.rows), 'after': listed.next_cursor})}"  # noqa: E501
             if listed.has_next
             else "",
             live_url=f"/api/episodes?{urlencode({**kept, 'after': newest})}" if live else "",
