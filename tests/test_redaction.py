@@ -87,6 +87,11 @@ KEYS: dict[str, st.SearchStrategy[str]] = {
         st.text(alphabet=DIGITS, min_size=10, max_size=13),
         _body(ALNUM, 24, 32),
     ),
+    "stripe": st.builds(
+        lambda p, b: p + b,
+        st.sampled_from(["sk_live_", "sk_test_", "rk_live_", "rk_test_"]),
+        _body(ALNUM, 24, 99),
+    ),
 }
 
 #: Values tied to a name by ``=``/``:``/an option: anything up to whitespace, a quote or a
@@ -496,6 +501,32 @@ def test_report_and_stored_argv_never_show_the_secrets(pytester: pytest.Pytester
     assert argv[at : at + 4] == ["--token", REDACTED, "--api-key", REDACTED]
     sessions = [line for line in store_dump(db) if 'INTO "sessions"' in line]
     assert sessions and not any(X in line or Y in line for line in sessions)
+
+
+def test_recorded_steps_and_failures_never_store_a_key(pytester: pytest.Pytester) -> None:
+    key = "sk-proj-" + X + "Q7"
+    pytester.makepyfile(
+        f"""
+        def test_leaky_agent(episode):
+            episode.step(
+                {{"page": "settings", "shown": "{key}"}},
+                "type(e3, {key})",
+                messages=[{{"role": "assistant", "content": "use {key}"}}],
+                valid_actions=["click(e1)", "type(e3, {key})"],
+            )
+            assert False, "the agent pasted {key} into the form"
+        """
+    )
+    db = pytester.path / ".teach" / "experience.db"
+    result = pytester.runpytest("--collect-training-data", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    assert not [line for line in store_dump(db) if key in line]
+    with open_store(db) as store:
+        (episode,) = store.episodes()
+    step = episode.steps[0]
+    assert step.observation == {"page": "settings", "shown": REDACTED}
+    assert step.action == f"type(e3, {REDACTED})" and step.valid_actions[0] == "click(e1)"
+    assert REDACTED in (episode.label_reason or "") and key not in (episode.error or "")
 
 
 def test_terminal_summary_masks_secrets(pytester: pytest.Pytester) -> None:

@@ -7,6 +7,7 @@ the flag the recorder is a no-op and costs next to nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import math
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from .redaction import redact, redact_value
 from .reward import Reward
 from .store import Episode, EpisodeDataError, Label, Step, dumps, entropy_of, to_jsonable
 
@@ -310,19 +312,38 @@ class EpisodeRecorder:
         else:
             reward = {0: 1.0, 1: 0.0}.get(label) if label is not None else None
             components = {}
+        # secrets never reach the store: what the agent saw, did and said, and the failure
+        # text, pass the redaction on the way in (key shapes, URL passwords, secret-named keys)
+        for name in ("error", "params", "meta"):
+            if fields.get(name) is not None:
+                fields[name] = redact_value(fields[name])
         return Episode(
             id=episode_id,
             nodeid=nodeid,
             scenario=scenario,
             outcome=outcome,
             label=label,
-            label_reason=label_reason,
+            label_reason=None if label_reason is None else redact(label_reason),
             reward=reward,
             reward_components=components,
             quality=self.quality_score,
             metrics=dict(self.metrics),
-            steps=list(self.steps),
-            labels=list(self.labels),
+            steps=[_redacted_step(s) for s in self.steps],
+            labels=[
+                Label(lb.kind, None if lb.reason is None else redact(lb.reason))
+                for lb in self.labels
+            ],
             artifacts=dict(self.artifacts),
             **fields,
         )
+
+
+def _redacted_step(step: Step) -> Step:
+    """``step`` with secrets masked in its text-bearing fields (a copy where any changed)."""
+    changes = {
+        name: redact_value(value)
+        for name in ("observation", "action", "messages", "valid_actions", "correction", "error")
+        if (value := getattr(step, name)) is not None
+    }
+    changed = {k: v for k, v in changes.items() if v != getattr(step, k)}
+    return dataclasses.replace(step, **changed) if changed else step

@@ -8,7 +8,8 @@ What is masked (each replaced with ``[REDACTED]``):
 
 - Key-like values, wherever they stand: OpenAI (``sk-…``, ``sk-proj-…``), Anthropic
   (``sk-ant-…``), Hugging Face (``hf_…``), AWS access key ids (``AKIA…``/``ASIA…``), GitHub
-  (``ghp_``/``gho_``/``ghs_``/``ghu_``/``ghr_``/``github_pat_…``), Slack (``xox[abposr]-…``)
+  (``ghp_``/``gho_``/``ghs_``/``ghu_``/``ghr_``/``github_pat_…``), Slack (``xox[abposr]-…``),
+  Stripe (``sk_live_…``, ``rk_test_…``)
   and JSON Web Tokens. An ``sk-`` or ``hf_`` key glued to a preceding letter or digit
   (``abcsk-proj-…``) is recognised when its body has an upper-case letter and a digit, as real
   keys of that length do; standing alone, any body of the key's length is.
@@ -137,6 +138,9 @@ _KEY_RULES = [
         ("ASIA", r"ASIA[0-9A-Z]{16}"),
         # Slack
         ("xox", r"xox[abposr]-[A-Za-z0-9-]{10,}"),
+        # Stripe secret and restricted keys (live and test)
+        ("k_live_", r"[sr]k_live_[A-Za-z0-9]{16,}"),
+        ("k_test_", r"[sr]k_test_[A-Za-z0-9]{16,}"),
     ]
 ]
 
