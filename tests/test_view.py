@@ -658,3 +658,28 @@ def test_store_pages_answer_alike_on_both_backends(store_target: Any) -> None:
         store.add_feedback(ids[2], rating=4)
         assert review_queue(store, order="time").reviewed == 1
         assert review_queue(store, order="time").episode_id == ids[3]
+
+
+def test_the_default_ab_page_is_the_newest_ab_run_only(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "two-runs.db", create=True)
+    ab_run, other_run = new_id(), new_id()
+    for sid in (ab_run, other_run):
+        store.start_session(sid, argv=["tests"], version="0", git_commit=None, rootdir=None)
+    other = [
+        _episode(other_run, f"solo-{i}", "intervention", model="m-a", created_at=1.0 + i)
+        for i in range(5)
+    ]
+    ab = [
+        _episode(ab_run, f"paired-{i}", outcome, model=model, arm=arm, created_at=10.0 + i)
+        for i in range(3)
+        for model, arm, outcome in (("m-a", "A", "intervention"), ("m-b", "B", "success"))
+    ]
+    store.write_episodes(other + ab)
+    with serving(store) as client:
+        page = client.page("/ab")
+        # the 5 scenarios only the other run of m-a played are not pairs of this A/B run
+        assert "3 scenario(s)" in page and "solo-" not in page
+        assert "0 regression(s) in 3 pairs" in page
+        everything = client.page("/ab?a=m-a&b=m-b")
+        assert "8 scenario(s)" in everything
+    store.close()

@@ -293,23 +293,32 @@ def create_app(store: Store, *, token: str | None = None, loopback_only: bool = 
     async def ab(request: Request) -> Response:
         params = _params(request)
         a, b = params.get("a") or "", params.get("b") or ""
+        session = params.get("session") or None
         if not a or not b:
             sides = default_sides(store)
             if sides is None:
                 return page(
                     request, "ab.html.j2", title="A/B pairs", ab=None, a=a, b=b, params=params
                 )
-            a, b = a or sides[0], b or sides[1]
+            a, b, session = a or sides[0], b or sides[1], session or sides[2]
         only = params.get("only") == "differences"
-        view = ab_view(store, a, b, only_differences=only, offset=_int(params, "offset", 0))
+        view = ab_view(
+            store, a, b, only_differences=only, offset=_int(params, "offset", 0), session=session
+        )
         c = view.comparison
-        kept = {"a": a, "b": b, **({"only": "differences"} if only else {})}
+        kept = {
+            "a": a,
+            "b": b,
+            **({"session": session} if session else {}),
+            **({"only": "differences"} if only else {}),
+        }
         return page(
             request,
             "ab.html.j2",
             title="A/B pairs",
             a=a,
             b=b,
+            session=session,
             params=params,
             ab={
                 "text": view.text,

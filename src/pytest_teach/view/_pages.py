@@ -253,8 +253,9 @@ def episode_view(episode: Episode) -> dict[str, Any]:
     }
 
 
-def default_sides(store: Store) -> tuple[str, str] | None:
-    """The models of the newest A/B run (arm A's, then B's), or ``None`` without one."""
+def default_sides(store: Store) -> tuple[str, str, str | None] | None:
+    """The models of the newest A/B run (arm A's, then B's) and its session, or ``None``
+    without one."""
     newest_b = episode_page(store, EpisodeFilter(arm="B"), limit=1).rows
     if not newest_b:
         return None
@@ -266,7 +267,7 @@ def default_sides(store: Store) -> tuple[str, str] | None:
     ).rows
     if not a_rows or not a_rows[0].model or not newest_b[0].model:
         return None
-    return a_rows[0].model, newest_b[0].model
+    return a_rows[0].model, newest_b[0].model, session
 
 
 @dataclass
@@ -282,17 +283,27 @@ class AbView:
 
 
 def ab_view(
-    store: Store, a: str, b: str, *, only_differences: bool = False, offset: int = 0
+    store: Store,
+    a: str,
+    b: str,
+    *,
+    only_differences: bool = False,
+    offset: int = 0,
+    session: str | None = None,
 ) -> AbView:
     """Compare ``b`` (candidate) with ``a`` (baseline), each a model spec or a session id, as
     ``teach compare`` does; pair their episodes by scenario, regressions first, then
-    improvements, then by the reward difference (B - A, lowest first).
+    improvements, then by the reward difference (B - A, lowest first). With ``session``, only
+    that run's episodes of each side count (one ``--ab`` run, not every run of the models).
 
     Raises:
         StoreError: a side that is neither a model nor a session in the store.
     """
     a_name, a_eps = resolve_side(store, a, "a")
     b_name, b_eps = resolve_side(store, b, "b")
+    if session:
+        a_eps = [e for e in a_eps if e.session_id == session]
+        b_eps = [e for e in b_eps if e.session_id == session]
     comparison = compare(
         a_eps, b_eps, baseline_name=a_name, candidate_name=b_name, thresholds=Thresholds()
     )
