@@ -190,6 +190,20 @@ def test_an_unreachable_server_is_one_line_naming_host_and_port(
     assert pg_dump(pg_url) == before
 
 
+def test_a_server_that_never_answers_is_one_line_after_the_timeout(
+    pytester: pytest.Pytester, pg_server: PgServer
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)  # takes connections, never answers
+        port = silent.getsockname()[1]
+        url = f"postgresql://{pg_server.user}:{WRONG_PASSWORD}@127.0.0.1:{port}/teach"
+        lines = _refusals(pytester, url, every_verb=False)
+    for line in lines:
+        assert f"cannot reach PostgreSQL at 127.0.0.1:{port}: no answer within" in line, line
+        assert WRONG_PASSWORD not in line
+
+
 def test_a_wrong_password_is_refused_without_echoing_it(
     pytester: pytest.Pytester, pg_server: PgServer, pg_url: str
 ) -> None:
@@ -198,6 +212,7 @@ def test_a_wrong_password_is_refused_without_echoing_it(
     url = _with_password(pg_url, WRONG_PASSWORD)
     for line in _refusals(pytester, url):
         assert "wrong password" in line and pg_server.user in line, line
+        assert WRONG_PASSWORD not in line, line
         assert f"{pg_server.host}:{pg_server.port}" in line, line
     # the same through TEACH_DB, and with the password as a query parameter
     parts = urlsplit(pg_url)
@@ -355,7 +370,7 @@ def test_the_password_reaches_no_store_export_report_or_log(
         "-rA",
     )
     result.assert_outcomes(passed=3, failed=1)
-    # a second run names the store as --teach-db=URL and reads the ini from -o
+    # a second run names the store as --teach-db=URL, a third as the ini key under xdist
     second = pytester.runpytest_subprocess(
         f"--teach-db={pg_url}",
         "--collect-training-data",
@@ -370,9 +385,11 @@ def test_the_password_reaches_no_store_export_report_or_log(
         "--collect-training-data",
         "-p",
         "no:cacheprovider",
-        "test_suite.py::test_cases[b]",
+        "-n",
+        "2",
+        "test_suite.py::test_cases",
     )
-    third.assert_outcomes(passed=1)
+    third.assert_outcomes(passed=2)  # two xdist workers, each with its own connection
 
     store = open_store(pg_url)
     try:
@@ -382,7 +399,7 @@ def test_the_password_reaches_no_store_export_report_or_log(
         assert store.read_artifact(shot) == _png()
     finally:
         store.close()
-    assert len(sessions) == 3 and len(episodes) == 6
+    assert len(sessions) == 3 and len(episodes) == 7
     argvs = [" ".join(s["argv"]) for s in sessions]
     for argv in argvs:
         assert REDACTED in argv, argvs  # the URL was recorded, masked
@@ -424,7 +441,7 @@ def test_the_password_reaches_no_store_export_report_or_log(
         done = teach(*verb, "--db", pg_url, cwd=pytester.path)
         assert done.returncode == 0, (verb, done.stderr)
         places[f"teach {' '.join(verb)}"] = done.stdout + done.stderr
-    assert json.loads(places["teach stats --json"])["episodes"] == 6
+    assert json.loads(places["teach stats --json"])["episodes"] == 7
     report2 = pytester.path / "report2.html"
     done = teach("report", "--db", pg_url, "-o", str(report2), cwd=pytester.path)
     assert done.returncode == 0, done.stderr
