@@ -10,8 +10,9 @@ STAMP := $(VENV)/.installed
 DEMO_DB ?= .teach/demo.db
 DEMO_MODEL ?= scripted:noisy-0.3
 DEMO_REPORT ?= reports/teach-report.html
-# the tests that open their store through the `collect` or `store_target` fixtures: `make test`
-# runs them a second time with TEACH_TEST_STORE=postgresql
+# the files with tests that open their store through the `collect` or `store_target` fixtures:
+# `make test` runs those tests a second time with TEACH_TEST_STORE=postgresql (the conftest
+# deselects the others there, which would only repeat the SQLite pass)
 STORE_TESTS := tests/test_store.py tests/test_plugin.py tests/test_plugin_traps.py \
     tests/test_concurrency.py
 

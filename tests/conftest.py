@@ -50,6 +50,25 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+#: The fixtures whose store follows ``TEACH_TEST_STORE``.
+STORE_FIXTURES = frozenset({"collect", "store_target"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``TEACH_TEST_STORE=postgresql``, run only the tests whose store that moves (the
+    others would run on SQLite exactly as in the first pass)."""
+    if store_backend() != "postgresql":
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        moves = STORE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        (keep if moves else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def store_dump(path: Path) -> list[str]:
     """A logical dump of a store, to check that a failed command changed nothing."""
     import sqlite3

@@ -196,6 +196,31 @@ def test_an_unknown_test_store_backend_is_refused_before_any_test_runs():
     assert "TEACH_TEST_STORE='mysql': expected one of sqlite, postgresql" in done.stderr
 
 
+def test_the_postgresql_pass_runs_only_the_tests_whose_store_moves(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
+    pytester.makeconftest(
+        "from tests.conftest import (  # noqa: F401\n"
+        "    collect, pg_server, pg_url, pytest_collection_modifyitems, store_target\n"
+        ")\n"
+    )
+    pytester.makepyfile(
+        test_mixed="""
+        def test_collects(collect): pass
+        def test_opens(store_target): pass
+        def test_plain(tmp_path): pass
+        """
+    )
+    monkeypatch.delenv("TEACH_TEST_STORE", raising=False)
+    pytester.runpytest("--co", "-q").stdout.fnmatch_lines(["3 tests collected*"])
+    monkeypatch.setenv("TEACH_TEST_STORE", "postgresql")
+    result = pytester.runpytest("--co", "-q")
+    result.stdout.fnmatch_lines(
+        ["test_mixed.py::test_collects", "test_mixed.py::test_opens", "2/3 tests collected*"]
+    )
+    assert "test_plain" not in result.stdout.str()
+
+
 def test_ensure_postgres_does_nothing_when_the_server_is_installed():
     if NO_POSTGRES == NO_BINARIES:
         pytest.skip(NO_BINARIES)
