@@ -2,8 +2,9 @@
 
 Each verb parses its options and calls :func:`~pytest_teach.pipeline.train_from_store`, which
 exports the store (or takes ``--data FILE``, or a suite's prompts), validates the rows, trains
-with TRL and registers the result. It works unchanged under ``accelerate launch``: only the main
-process (``RANK`` 0) prints and registers.
+with TRL and registers the result. It works unchanged under ``torchrun --nproc_per_node N -m
+pytest_teach.cli train ...`` (or ``accelerate launch --multi_gpu``): only rank 0 opens the store,
+prints and registers; a rank that fails prints one line naming it.
 """
 
 from __future__ import annotations
@@ -93,7 +94,6 @@ def _train(method: str, opts: dict[str, Any], suite: Any = None, **extra: Any) -
     """Check the options' combinations, train with :func:`~pytest_teach.pipeline.train_from_store`,
     print where the model went, its metrics and its registration (main process only)."""
     from ..pipeline import train_from_store
-    from ..train import TrainSettings
 
     filters = {
         "label": opts["label"],
@@ -118,28 +118,38 @@ def _train(method: str, opts: dict[str, Any], suite: Any = None, **extra: Any) -
             f"{'LoRA' if opts['lora'] else 'full'} on {plan.base_model}"
         )
 
-    trained = train_from_store(
-        method,
-        opts["output"],
-        TrainSettings(
-            max_steps=opts["max_steps"],
-            epochs=opts["epochs"],
-            lora=opts["lora"],
-            learning_rate=opts["lr"],
-            batch_size=opts["batch_size"],
-            seed=opts["seed"],
-        ),
-        store=opts["db"],
-        filters=None if given else filters,
-        data=opts["data"],
-        suite=suite,
-        base_model=opts["base_model"],
-        agent=opts["agent"],
-        name=opts["name"],
-        announce=announce,
-        echo=click.echo,
-        **extra,
-    )
+    from ..train import TrainSettings, ranks
+
+    here = ranks()
+    try:
+        trained = train_from_store(
+            method,
+            opts["output"],
+            TrainSettings(
+                max_steps=opts["max_steps"],
+                epochs=opts["epochs"],
+                lora=opts["lora"],
+                learning_rate=opts["lr"],
+                batch_size=opts["batch_size"],
+                seed=opts["seed"],
+            ),
+            store=opts["db"],
+            filters=None if given else filters,
+            data=opts["data"],
+            suite=suite,
+            base_model=opts["base_model"],
+            agent=opts["agent"],
+            name=opts["name"],
+            announce=announce,
+            echo=click.echo,
+            **extra,
+        )
+    except Exception as exc:
+        if not here.distributed:
+            raise
+        # several processes: one line naming the rank (the launcher stops the others)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        fail(f"{here.label}: {type(exc).__name__}: {first}", code=1)
     if not trained.main_process:
         return
     click.echo(f"saved to {trained.output}; use it as --model hf:{trained.output}")

@@ -1,8 +1,9 @@
 """Train here, from the store: export → validate → train → register, in one call.
 
 :func:`train_from_store` is what ``teach train sft|dpo|grpo``, ``teach loop`` and the teachable
-student run. It works unchanged under ``accelerate launch``: every process exports and trains
-(TRL shards the batches); only the main process (``RANK`` 0) prints and registers the result.
+student run. It works unchanged under ``torchrun``/``accelerate launch``: rank 0 alone opens the
+store and exports, and hands the rows to the other ranks; every rank trains on its shard of each
+batch (accelerate's distributed sampler); only rank 0 prints, writes the model and registers it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._progress import Echo, Progress
+from .._progress import Echo, Progress, no_progress_bars
 from ..redaction import redact_url
 from ..store import Store
-from ..train import BaseModel, StepCallback, TrainPlan, TrainSettings, train_model
+from ..train import BaseModel, StepCallback, TrainPlan, TrainSettings, share_from_main, train_model
+from ..train import ranks as launched_ranks
 from ._records import PipelineError, SpecialistModel
 from ._suite import SuiteSource
 from ._train import register_trained_model
@@ -49,14 +51,47 @@ class TrainedModel:
 
 
 def is_main_process() -> bool:
-    """Whether this is the main process (``accelerate launch``/``torchrun`` set ``RANK``)."""
-    return os.environ.get("RANK", "0") == "0"
+    """Whether this is the main process (``accelerate launch``/``torchrun`` set ``RANK``).
+
+    Raises:
+        LaunchError: the launcher's environment is half set, or ``accelerate launch`` started
+            one process where several were asked (see :func:`pytest_teach.train.ranks`).
+    """
+    return launched_ranks().main
 
 
 def _opened(store: Store | str | os.PathLike[str], create: bool = False) -> Any:
     if isinstance(store, Store):
         return contextlib.nullcontext(store)
     return Store.open(store, create=create)
+
+
+def _export(
+    store: Store | str | os.PathLike[str],
+    method: str,
+    target: Path,
+    filters: Mapping[str, Any] | None,
+    used: Mapping[str, Any],
+) -> tuple[str, dict[str, Any]]:
+    """Export the store's ``method`` rows to ``target``: the file and where the rows came from.
+
+    Raises:
+        NothingToTrain: no row.
+    """
+    from ..export import export
+
+    with _opened(store) as opened:
+        result = export(opened, method, target, **(filters or {}))
+        db = opened.location if opened.path is None else str(opened.path.resolve())
+    if result.rows == 0:
+        where = store.location if isinstance(store, Store) else redact_url(str(store))
+        raise NothingToTrain(
+            f"no {method} rows in the store {where}"
+            + (" match the filters" if used else "")
+            + "; check with `teach stats`"
+        )
+    source = {"db": db, "format": method, "filters": {k: str(v) for k, v in used.items()}}
+    return str(result.path), source
 
 
 def train_from_store(
@@ -133,7 +168,8 @@ def train_from_store(
         register = data is None
     if register and store is None:
         raise PipelineError("registering the model needs store=")
-    main = is_main_process()
+    here = launched_ranks()
+    main = here.main
     say = echo if main else None
     extra = dict(method_args)
     details = dict(details or {})
@@ -141,6 +177,8 @@ def train_from_store(
         tempfile.TemporaryDirectory(prefix="teach-train-") as tmp,
         contextlib.ExitStack() as stack,
     ):
+        if not main:  # one set of progress bars: rank 0's
+            stack.enter_context(no_progress_bars())
         if suite is not None:
             path, source = suite.prepare(Path(tmp), stack, echo=say)
             extra["reward_funcs"] = [suite.reward_func()]
@@ -148,25 +186,18 @@ def train_from_store(
             path = str(data)
             source = {"file": str(Path(path).resolve())}
         else:
-            from ..export import export
-
             target = Path(export_to) if export_to is not None else Path(tmp) / f"{method}.jsonl"
-            with _opened(store) as opened:  # type: ignore[arg-type]
-                result = export(opened, method, target, **(filters or {}))
-                db = opened.location if opened.path is None else str(opened.path.resolve())
-            if result.rows == 0:
-                where = store.location if isinstance(store, Store) else redact_url(str(store))
-                raise NothingToTrain(
-                    f"no {method} rows in the store {where}"
-                    + (" match the filters" if used else "")
-                    + "; check with `teach stats`"
-                )
-            path = str(result.path)
-            source = {
-                "db": db,
-                "format": method,
-                "filters": {k: str(v) for k, v in used.items()},
-            }
+
+            def exported() -> tuple[str, str, dict[str, Any]]:
+                path, source = _export(store, method, target, filters, used)  # type: ignore[arg-type]
+                text = Path(path).read_text(encoding="utf-8") if here.distributed else ""
+                return path, text, source
+
+            # several processes: rank 0 alone opens the store; the others get its rows
+            path, text, source = share_from_main(exported, "export of the store", here)
+            if not main:
+                path = str(Path(tmp) / f"{method}.jsonl")
+                Path(path).write_text(text, encoding="utf-8")
         run = train_model(
             method,
             path,
@@ -181,6 +212,8 @@ def train_from_store(
         )
         source["rows"] = len(run.plan.rows)
         metrics = run.metrics
+        if here.distributed:
+            metrics["processes"] = here.world_size
         if suite is not None:
             metrics["checks"] = suite.report(echo=say)
     source.update(details.pop("data", None) or {})

@@ -1,5 +1,6 @@
 """Language-model fine-tuning with TRL: SFT, DPO and GRPO on JSONL datasets, the tiny offline
-base model, and :func:`train_model`, the one training run they share.
+base model, and :func:`train_model`, the one training run they share; under torchrun or
+accelerate launch, :func:`ranks` says which process this is.
 
 Light to import: the names below load on first use, and torch, transformers, trl, peft and
 datasets only when a model is built or trained.
@@ -11,6 +12,7 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     "_common": ("StepCallback", "base_ref", "ensure_tiny_base"),
+    "_dist": ("LaunchError", "RankError", "Ranks", "dist_timeout", "ranks", "share_from_main"),
     "_run": (
         "METHODS",
         "BaseModel",

@@ -7,6 +7,7 @@ Heavy libraries are imported inside the functions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -163,19 +164,35 @@ def run_trainer(
 ) -> dict[str, Any]:
     """Train, save the model and tokenizer to ``out``, return the common metrics plus the last
     logged value of each of ``keys`` (renamed ``a/b`` -> ``a_b``); a key ending in ``/`` takes
-    every logged key under that prefix."""
+    every logged key under that prefix.
+
+    Under several processes every rank trains on its shard of each batch (accelerate's
+    distributed sampler), the logged loss is the mean over the ranks, and only rank 0 writes the
+    model; each rank writes its log (:class:`~pytest_teach.train._dist.RankLog`) to
+    ``out/ranks/rank-K.json``, also when training fails."""
     from transformers.trainer_callback import PrinterCallback
 
+    from ._dist import RankLog, ranks
+
     trainer.remove_callback(PrinterCallback)  # metrics are returned, not printed
+    here = ranks()
+    log = RankLog(here)
+    log.trace(trainer)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     started = time.perf_counter()
-    with warnings.catch_warnings():  # peft uses an API transformers 5 deprecated
-        warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
-        result = trainer.train()
+    try:
+        with warnings.catch_warnings():  # peft uses an API transformers 5 deprecated
+            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
+            result = trainer.train()
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            log.write(out, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise
     seconds = time.perf_counter() - started
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(out))
+    log.write(out)
     history = trainer.state.log_history
     losses = [float(e["loss"]) for e in history if "loss" in e]
     loss = losses[-1] if losses else float(result.training_loss)
@@ -229,7 +246,10 @@ def fit_trl(
     from datasets import Dataset
 
     from ._config import trl_config
+    from ._dist import join_process_group, ranks
 
+    if ranks().distributed:  # before TRL does, so the collectives wait TEACH_DIST_TIMEOUT at most
+        join_process_group()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{name}-work.", dir=out.parent))
     try:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
+
+from ._dist import dist_timeout
 
 
 def on_gpu() -> bool:
@@ -16,7 +19,8 @@ def on_gpu() -> bool:
 def trl_config(config_cls: type, **overrides: Any) -> Any:
     """Build a TRL config (``SFTConfig``, ``DPOConfig``, ``GRPOConfig``...) with defaults that
     work on CPU and GPU alike: ``use_cpu`` and no bf16 without CUDA, no activation
-    checkpointing, no reporting, no hub pushes. ``overrides`` win."""
+    checkpointing, no reporting, no hub pushes, and ``TEACH_DIST_TIMEOUT`` as the timeout of
+    the collectives between processes. ``overrides`` win."""
     fields = {f.name for f in dataclasses.fields(config_cls)}
     gpu = on_gpu()
     defaults: dict[str, Any] = {
@@ -28,6 +32,7 @@ def trl_config(config_cls: type, **overrides: Any) -> Any:
         "push_to_hub": False,
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
+        "ddp_timeout": int(math.ceil(dist_timeout())),
     }
     # transformers 5 renamed gradient_checkpointing; TRL turns it on by default
     for name in ("activation_checkpointing", "gradient_checkpointing"):

@@ -18,6 +18,7 @@ from typing import Any
 
 from .._progress import Echo, Progress, no_progress_bars
 from ._common import StepCallback
+from ._dist import ranks
 
 __all__ = [
     "METHODS",
@@ -40,8 +41,8 @@ BaseModel = str | os.PathLike | Callable[[list[dict]], "str | os.PathLike[str]"]
 @dataclass(frozen=True)
 class TrainSettings:
     """How long and how to train. ``max_steps`` and ``epochs`` exclude each other; without
-    either, one pass over the rows: ``steps = epochs * ceil(rows / batch_size)``.
-    ``max_length`` of ``None`` keeps the method's default."""
+    either, one pass over the rows: ``steps = epochs * ceil(rows / (batch_size * processes))``
+    (``batch_size`` is per process). ``max_length`` of ``None`` keeps the method's default."""
 
     max_steps: int | None = None
     epochs: int | None = None
@@ -55,11 +56,11 @@ class TrainSettings:
         if self.max_steps is not None and self.epochs is not None:
             raise ValueError("max_steps and epochs exclude each other: give one")
 
-    def steps(self, rows: int) -> int:
-        """The optimiser steps for ``rows`` training rows."""
+    def steps(self, rows: int, processes: int = 1) -> int:
+        """The optimiser steps for ``rows`` training rows over ``processes`` training processes."""
         if self.max_steps is not None:
             return self.max_steps
-        return (self.epochs or 1) * math.ceil(rows / self.batch_size)
+        return (self.epochs or 1) * math.ceil(rows / (self.batch_size * processes))
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def train_model(
     settings = settings or TrainSettings()
     load, run = _method(method)
     rows = load(data)
-    steps = settings.steps(len(rows))
+    steps = settings.steps(len(rows), ranks().world_size)
     base = _base(base_model, rows, echo)
     plan = TrainPlan(method, Path(data), rows, steps, base, settings)
     if announce is not None:
