@@ -194,6 +194,22 @@ MIGRATIONS: dict[int, tuple[str | Only, ...]] = {
         "CREATE INDEX episodes_model ON episodes(model)",
         "CREATE INDEX episodes_scenario ON episodes(scenario)",
     ),
+    6: (
+        # `teach stats` counts by these columns in one pass over this index (SQLite reads it in
+        # order, with no sort of the table); filtered by model it reads a range of it
+        "CREATE INDEX episodes_stats ON episodes(model, outcome, label, category, scenario)",
+        # SQLite's indexes end in the rowid, so one session's (or outcome's, model's, scenario's)
+        # episodes come from them in insertion order, page after page; PostgreSQL's indexes
+        # need the column to give the same order without sorting every match for each page
+        Only("postgresql", "DROP INDEX episodes_session"),
+        Only("postgresql", "CREATE INDEX episodes_session ON episodes(session_id, rowid)"),
+        Only("postgresql", "DROP INDEX episodes_outcome"),
+        Only("postgresql", "CREATE INDEX episodes_outcome ON episodes(outcome, rowid)"),
+        Only("postgresql", "DROP INDEX episodes_model"),
+        Only("postgresql", "CREATE INDEX episodes_model ON episodes(model, rowid)"),
+        Only("postgresql", "DROP INDEX episodes_scenario"),
+        Only("postgresql", "CREATE INDEX episodes_scenario ON episodes(scenario, rowid)"),
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

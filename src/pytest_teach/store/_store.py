@@ -967,22 +967,36 @@ class Store:
         episodes matching the filters of :meth:`episodes` (:class:`EpisodeFilter`)."""
         where, args = EpisodeFilter(**filters).where_clause(self.backend)
         conn = self._conn
+        # one pass, in the column order of the episodes_stats index (which SQLite reads in
+        # order, without sorting the table); each column's counts are summed here
+        columns = ("model", "outcome", "label", "category", "scenario")
+        counts: dict[str, dict[Any, int]] = {column: {} for column in columns}
+        total = 0
+        listed = ", ".join(columns)
+        for *keys, n in conn.execute(
+            f"SELECT {listed}, COUNT(*) FROM episodes {where} GROUP BY {listed}", args
+        ):
+            total += n
+            for column, key in zip(columns, keys, strict=True):
+                counts[column][key] = counts[column].get(key, 0) + n
 
         def grouped(column: str) -> dict[str, int]:
-            rows = conn.execute(
-                f"SELECT {column} AS k, COUNT(*) FROM episodes {where} GROUP BY k ORDER BY k", args
-            ).fetchall()
-            return {("none" if k is None else str(k)): n for k, n in rows}
+            # in SQLite's ORDER BY order on both backends: NULL, numbers, then text by code point
+            def order(key: Any) -> tuple[int, Any]:
+                return (0, 0) if key is None else (2, key) if isinstance(key, str) else (1, key)
 
-        total = conn.execute(f"SELECT COUNT(*) FROM episodes {where}", args).fetchone()[0]
-        by_label_raw = grouped("label")
+            found = counts[column]
+            return {("none" if k is None else str(k)): found[k] for k in sorted(found, key=order)}
+
         by_label = {
             {"0": "success", "1": "intervention", "none": "unlabeled"}[k]: n
-            for k, n in by_label_raw.items()
+            for k, n in grouped("label").items()
         }
         labeled = by_label.get("success", 0) + by_label.get("intervention", 0)
         steps = conn.execute(
-            f"SELECT COUNT(*) FROM steps WHERE episode_id IN (SELECT id FROM episodes {where})",
+            f"SELECT COUNT(*) FROM steps WHERE episode_id IN (SELECT id FROM episodes {where})"
+            if where
+            else "SELECT COUNT(*) FROM steps",
             args,
         ).fetchone()[0]
         return {
