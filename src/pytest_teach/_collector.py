@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from . import __version__
+from ._graded import SubtestGrader, failed_subtests
 from .errors import InfrastructureError
 from .predictor import WARNING_KEY
 from .recorder import EpisodeRecorder
@@ -265,6 +266,9 @@ class Collector:
         self.journal: Journal | None = None
         self.pending: list[tuple[Episode, list[ArtifactRef]]] = []
         self.last_flush = time.monotonic()
+        #: hears each recorded test's subtests (a graded reward) where the test runs
+        self.grader = SubtestGrader()
+        config.pluginmanager.register(self.grader)
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         self.worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -333,6 +337,7 @@ class Collector:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if is_recorded(item):
             item.stash[RECORDER_KEY] = EpisodeRecorder(enabled=True, scorer=self.scorer)
+            self.grader.watch(item.nodeid, item.stash[RECORDER_KEY])
             item.stash[PHASES_KEY] = {"started": time.time()}
 
     @pytest.hookimpl(wrapper=True)
@@ -349,6 +354,7 @@ class Collector:
             # items live for the whole session: drop the reports, tracebacks and recorder
             del item.stash[PHASES_KEY]
             del item.stash[RECORDER_KEY]
+            self.grader.forget(item.nodeid)
         return report
 
     def _finish(self, item: pytest.Item, phases: dict[str, Any]) -> dict[str, Any] | None:
@@ -360,7 +366,17 @@ class Collector:
             return None
         recorder = item.stash[RECORDER_KEY]
         described = describe(item)
-        call_report = phases.get("call", (None, None))[0]
+        call_report, call_info = phases.get("call", (None, None))
+        body_failed = call_info is not None and call_info.excinfo is not None
+        if outcome in ("success", "intervention") and not body_failed:
+            # the body passed: its failed subtests decide (pytest fails the test for them)
+            graded = failed_subtests(
+                recorder.subtests,
+                AGENT_FAILURES + declared,
+                never=(EpisodeDataError, InfrastructureError),
+            )
+            if graded is not None:
+                outcome, reason, error = graded
         meta = {**described["meta"], **recorder.meta_values}
         warning = recorder.warning()
         if warning is not None:
@@ -371,6 +387,7 @@ class Collector:
             scenario=described["scenario"],
             outcome=outcome,
             reason=reason,
+            body_failed=body_failed,
             session_id=self.session_id,
             category=described["category"],
             model=recorder.model or item.stash.get(MODEL_KEY, None),

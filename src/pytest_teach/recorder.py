@@ -17,11 +17,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._graded import SubtestResult, failed_subtests, graded_reward, grading_subtests
 from .redaction import redact, redact_value
 from .reward import Reward
 from .store import Episode, EpisodeDataError, Label, Step, dumps, entropy_of, to_jsonable
 
-__all__ = ["EpisodeRecorder", "StepScorer"]
+__all__ = [
+    "EpisodeRecorder",
+    "StepScorer",
+    "SubtestResult",
+    "failed_subtests",
+    "grading_subtests",
+]
 
 
 class StepScorer(Protocol):
@@ -77,6 +84,8 @@ class EpisodeRecorder:
         self.artifacts: dict[str, str] = {}
         self.blobs: dict[str, tuple[bytes, str]] = {}
         self.model: str | None = None
+        #: the test's finished subtests (``subtests`` fixture), in order: a graded reward
+        self.subtests: list[SubtestResult] = []
 
     # -- the public API ----------------------------------------------------------------------
 
@@ -259,6 +268,18 @@ class EpisodeRecorder:
         self.artifacts[name] = sha
         return sha
 
+    def earned(self, *, passed: bool) -> tuple[float, dict[str, float]]:
+        """The reward of a finished run and its components: what the test gave
+        :meth:`reward` wins; then the share of its subtests passed, each a component (a failed
+        body counts as one more failed one); else 1.0 when ``passed`` and 0.0 otherwise.
+
+        ``passed`` says whether the test body passed, its subtests aside.
+        """
+        if self.rewards is not None:
+            return self.rewards
+        graded = graded_reward(self.subtests, body_failed=not passed)
+        return graded if graded is not None else (1.0 if passed else 0.0, {})
+
     # -- building the record -----------------------------------------------------------------
 
     def _blob_of(self, value: Any, where: str) -> str:
@@ -296,9 +317,14 @@ class EpisodeRecorder:
         scenario: str,
         outcome: str,
         reason: str | None,
+        body_failed: bool = False,
         **fields: Any,
     ) -> Episode:
-        """Turn what was recorded plus the test's outcome into an :class:`Episode`."""
+        """Turn what was recorded plus the test's outcome into an :class:`Episode`.
+
+        ``body_failed``: the test body failed outside its subtests (a graded reward counts it
+        as a failed component).
+        """
         label = {"success": 0, "intervention": 1}.get(outcome)
         label_reason = reason
         if outcome != "error":
@@ -307,8 +333,11 @@ class EpisodeRecorder:
                     outcome = given.kind
                     label = _OVERRIDE_KINDS[given.kind]
                     label_reason = given.reason or label_reason
+        graded = None if label is None else graded_reward(self.subtests, body_failed=body_failed)
         if self.rewards is not None:
             reward, components = self.rewards
+        elif graded is not None:
+            reward, components = graded
         else:
             reward = {0: 1.0, 1: 0.0}.get(label) if label is not None else None
             components = {}

@@ -201,7 +201,9 @@ class DPOExporter(Exporter):
 
 class GRPOExporter(Exporter):
     """Prompt-only rows for GRPO, with the columns a reward function needs to find its check:
-    ``scenario``, ``nodeid``, ``category``, and ``params``/``meta`` as JSON strings."""
+    ``scenario``, ``nodeid``, ``category``, and ``params``/``meta`` as JSON strings; and the
+    recorded run's ``reward`` with its ``reward_components`` (a JSON string: a graded test's
+    subtests by name, 1.0 passed and 0.0 failed)."""
 
     name = "grpo"
     description = "prompt-only rows with scenario id and metadata for reward functions"
@@ -225,6 +227,10 @@ class GRPOExporter(Exporter):
                     redact_value(episode.params), ensure_ascii=False, sort_keys=True
                 ),
                 "meta": json.dumps(redact_value(episode.meta), ensure_ascii=False, sort_keys=True),
+                "reward": episode.reward,
+                "reward_components": json.dumps(
+                    episode.reward_components, ensure_ascii=False, sort_keys=True
+                ),
                 "episode_id": episode.id,
             }
 
@@ -240,6 +246,7 @@ def _episode_summary(episode: Episode) -> dict[str, Any]:
         "label": episode.label,
         "reason": redact_value(episode.label_reason),
         "reward": episode.reward,
+        "reward_components": episode.reward_components,
         "quality": episode.quality,
         "metrics": episode.metrics,
         "created_at": episode.created_at,
