@@ -21,6 +21,8 @@ from ._models import Episode, Label, Step
 from ._store import ArtifactRef, Store
 
 SUFFIX = ".journal"
+#: Tries to create a journal whose folder other processes keep removing (see Journal.close).
+_OPEN_ATTEMPTS = 20
 
 
 def journal_dir(store: Store) -> Path:
@@ -59,9 +61,17 @@ class Journal:
 
     def __init__(self, store: Store, session_id: str, worker: str | None) -> None:
         directory = journal_dir(store)
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{session_id}-{worker or 'main'}-{os.getpid()}{SUFFIX}"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                break
+            except (FileNotFoundError, FileExistsError):
+                # another process closed the folder's last journal and removed the folder
+                # while we made it or opened our journal in it: make it again
+                if attempt == _OPEN_ATTEMPTS - 1:
+                    raise
 
     def append(self, episode: Episode, artifacts: Sequence[ArtifactRef]) -> None:
         """Append one episode in a single write."""
