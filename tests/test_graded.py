@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_teach import open_store
 from pytest_teach.export import export
+
+from .conftest import REPO, needs_chromium
 
 pytest_plugins = ["pytester"]
 
@@ -218,3 +221,30 @@ def test_exports_carry_the_subtest_components(
     (summary,) = [s for s in summaries if s["scenario"] == "graded"]
     assert summary["reward"] == pytest.approx(2 / 3)
     assert summary["reward_components"] == graded
+
+
+# -- the worked example: graded stories ------------------------------------------------------
+
+
+@needs_chromium
+def test_graded_stories_give_each_axe_group_and_check_group_a_component(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    db = tmp_path / "experience.db"
+    pytester.runpytest_subprocess(
+        str(REPO / "scenarios" / "stories" / "graded.py"), "-k", "dialog", "-p", "no:cacheprovider", "-q", "--collect-training-data", "--teach-db", str(db),
+        "--ab", "scripted:accessible,scripted:div-soup",
+    )  # fmt: skip
+    episodes = {e.model: e for e in open_store(db).episodes()}
+    good, soup = episodes["scripted:accessible"], episodes["scripted:div-soup"]
+    axe = [name for name in good.reward_components if name.startswith("axe cat.")]
+    assert {"axe cat.aria", "axe cat.name-role-value", "axe cat.keyboard"} <= set(axe)
+    assert list(good.reward_components) == [*axe, "semantics", "keyboard", "assertions"]
+    assert good.outcome == "success" and good.reward == 1.0
+    assert set(good.reward_components.values()) == {1.0}
+    assert set(soup.reward_components) == set(good.reward_components)
+    failed = {name for name, value in soup.reward_components.items() if value == 0.0}
+    assert {"semantics", "keyboard"} <= failed
+    assert soup.outcome == "intervention" and soup.label == 1
+    assert soup.reward == pytest.approx(1 - len(failed) / len(soup.reward_components))
+    assert 0.0 < soup.reward < 1.0
