@@ -170,6 +170,8 @@ class Health(BaseModel):
     runs: dict[str, int]
     auth: bool
     startedAt: str
+    processes: int = Field(1, description="processes per run (2 or more: launched runs)")
+    launcher: str | None = Field(None, description="torchrun or accelerate, for launched runs")
 
 
 class FieldError(BaseModel):
@@ -254,6 +256,9 @@ class TrainerService:
         allow_faults: bool = False,
         run_timeout: float | None = None,
         model_dirs: Sequence[str | os.PathLike[str]] = (),
+        processes: int = 1,
+        launcher: str = "torchrun",
+        accelerate_config: str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise TrainerServiceError(
@@ -279,7 +284,21 @@ class TrainerService:
             "the trainer service stopped while this run was in flight (found on restart at "
             f"{self.started_at}); submit it again with a new runId"
         )
-        self.dispatcher = Dispatcher(self.runs, backend, self.data_dir, run_timeout=run_timeout)
+        try:
+            self.dispatcher = Dispatcher(
+                self.runs,
+                backend,
+                self.data_dir,
+                run_timeout=run_timeout,
+                processes=processes,
+                launcher=launcher,
+                accelerate_config=accelerate_config,
+            )
+        except ValueError as exc:
+            self.runs.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
+            raise TrainerServiceError(str(exc)) from None
         self._started = False
         self._closed = False
 
@@ -432,6 +451,8 @@ def create_app(
             "runs": service.runs.counts(),
             "auth": service.token is not None,
             "startedAt": service.started_at,
+            "processes": service.dispatcher.processes,
+            "launcher": service.dispatcher.launcher if service.dispatcher.processes > 1 else None,
         }
 
     @app.post(
@@ -537,6 +558,9 @@ def serve(
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     model_dirs: Sequence[str | os.PathLike[str]] = (),
+    processes: int = 1,
+    launcher: str = "torchrun",
+    accelerate_config: str | None = None,
 ) -> None:
     """Run the trainer service until interrupted (SIGINT/SIGTERM shut it down cleanly: the run
     in flight is marked failed, the worker stopped).
@@ -558,6 +582,9 @@ def serve(
         allow_faults=allow_faults,
         run_timeout=run_timeout,
         model_dirs=model_dirs,
+        processes=processes,
+        launcher=launcher,
+        accelerate_config=accelerate_config,
     )
     try:
         sock = bind_socket(host, port)

@@ -124,6 +124,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    #: Whether every rank of a launched run may call :meth:`train` with the same output
+    #: directory (the backend writes it from rank 0 only); otherwise only rank 0's is kept.
+    distributed: ClassVar[bool] = False
 
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir)
@@ -186,6 +189,7 @@ class SFTBackend(Backend):
 
     name = "sft"
     description = "TRL SFTTrainer, LoRA via PEFT, on the tiny local model or baseModel"
+    distributed = True
 
     @property
     def models_dir(self) -> Path:

@@ -45,6 +45,9 @@ def serve_main(
     max_body: int = 1 << 20,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    processes: int = 1,
+    launcher: str = "torchrun",
+    accelerate_config: str | None = None,
 ) -> None:
     """Serve the trainer until interrupted. The bearer token comes from env
     ``TEACH_TRAINER_TOKEN`` (none: no token), fault injection is allowed with
@@ -70,6 +73,9 @@ def serve_main(
         header_timeout=header_timeout,
         body_timeout=body_timeout,
         model_dirs=model_dirs,
+        processes=processes,
+        launcher=launcher,
+        accelerate_config=accelerate_config,
     )
 
 
@@ -108,6 +114,27 @@ def serve_main(
     help="a directory whose models baseModel may name, besides --data-dir (repeatable)",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="train each run on N processes launched by --launcher (1: the in-process worker); "
+    "recorded on the run",
+)
+@click.option(
+    "--launcher",
+    type=click.Choice(["torchrun", "accelerate"]),
+    default="torchrun",
+    show_default=True,
+    help="what starts the processes of a run when --processes is 2 or more",
+)
+@click.option(
+    "--accelerate-config",
+    metavar="FILE",
+    help="an accelerate config file for --launcher accelerate (DeepSpeed, FSDP...); default: "
+    "accelerate launch --multi_gpu (on CPU the ranks use gloo)",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
@@ -122,6 +149,8 @@ def serve_command(ctx: click.Context, data_dir: str, **options: Any) -> None:
     GET /status/{runId}, GET /runs, OpenAPI at /openapi.json. datasetRef is a chat JSONL
     (`teach export --format sft`, `teach pipeline data`) inside --data-dir. Runs are
     kept in DIR/trainer.db and survive a restart; a run in flight at shutdown ends failed.
+    With --processes N each run is launched on N processes (torchrun or accelerate launch);
+    a rank that fails fails the run with that rank's error.
 
     Set TEACH_TRAINER_TOKEN to require `Authorization: Bearer <token>` on POST (checked
     before the body is read). TEACH_TRAINER_FAULTS=1 allows the params.crash fault injection

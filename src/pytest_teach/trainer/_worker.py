@@ -9,15 +9,22 @@ fresh worker is started for the next one, so the service keeps serving.
 The worker warms its backend up when it starts (the ``sft`` backend imports torch/TRL and builds
 the tiny base model), so the first run doesn't pay for it. It exits on its own when the service
 process goes away.
+
+With ``processes`` of 2 or more there is no worker: each run is launched on that many processes
+through torchrun or accelerate launch (:mod:`._launch`), in a process group of its own, and the
+run records ``processes`` and ``launcher`` in its metrics. A rank that fails fails the run with
+that rank's error; the run timeout and the service's shutdown stop the whole group.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -29,6 +36,7 @@ from typing import Any
 
 from ..redaction import drain_redacted
 from ._backends import BACKENDS, RunSpec
+from ._launch import check_launcher, launch_command, rank_error
 from ._runs import Run, RunTable
 
 __all__ = ["Dispatcher", "worker_main"]
@@ -184,9 +192,17 @@ class Dispatcher:
         data_dir: Path,
         *,
         run_timeout: float | None = None,
+        processes: int = 1,
+        launcher: str = "torchrun",
+        accelerate_config: str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if processes != 1 or accelerate_config is not None:
+            check_launcher(launcher, processes, accelerate_config)
+        self.processes = processes
+        self.launcher = launcher
+        self.accelerate_config = accelerate_config
         self.runs = runs
         self.backend = backend
         self.data_dir = Path(data_dir)
@@ -208,8 +224,9 @@ class Dispatcher:
     def start(self) -> None:
         """Start the worker (it warms up in the background) and the dispatch loop."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            self._worker = _Worker(self.backend, self.data_dir, self.log_path)
+        if self.processes == 1:
+            with self._lock:
+                self._worker = _Worker(self.backend, self.data_dir, self.log_path)
         self._thread.start()
 
     def notify(self) -> None:
@@ -236,6 +253,8 @@ class Dispatcher:
         """``starting`` (warming up), ``ready``, ``busy`` or ``down``."""
         with self._lock:
             worker, current = self._worker, self._current
+        if self.processes > 1:
+            return "down" if not self._thread.is_alive() else "busy" if current else "ready"
         if worker is None or not worker.alive():
             return "down"
         if current is not None:
@@ -286,13 +305,16 @@ class Dispatcher:
             self._wake.wait(0.2)
             self._wake.clear()
             return
-        worker = self._ensure_worker()
+        worker = self._ensure_worker() if self.processes == 1 else None
         if not self.runs.start(run.run_id):
             return
         with self._lock:
             self._current = run.run_id
         try:
-            self._supervise(worker, run)
+            if worker is None:
+                self._supervise_launch(run)
+            else:
+                self._supervise(worker, run)
         finally:
             with self._lock:
                 self._current = None
@@ -358,3 +380,129 @@ class Dispatcher:
                     metrics or None,
                 )
                 return
+
+    # -- a run on several processes ------------------------------------------------------------
+
+    def _supervise_launch(self, run: Run) -> None:
+        """Launch the run on ``processes`` ranks and follow it to the end (module docstring)."""
+        run_dir = self.data_dir / "runs" / run.run_id
+        folder = run_dir / "launch"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        final = run_dir / "model"
+        tmp = run_dir / ".model.tmp-launch"
+        shutil.rmtree(tmp, ignore_errors=True)
+        spec = RunSpec(
+            run_id=run.run_id,
+            job_id=run.job_id,
+            dataset_path=run.dataset_path,
+            output_dir=str(tmp),
+            data_dir=str(self.data_dir),
+            base_model=run.base_model,
+            params=run.params,
+        )
+        spec_path = folder / "spec.json"
+        spec_path.write_text(json.dumps({"backend": self.backend, "spec": asdict(spec)}))
+        metrics: dict[str, Any] = {"processes": self.processes, "launcher": self.launcher}
+        self.runs.progress(run.run_id, metrics)
+        log_path = self.data_dir / "logs" / f"run-{run.run_id}.log"
+        command = launch_command(spec_path, self.processes, self.launcher, self.accelerate_config)
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1"}
+        env.setdefault("OMP_NUM_THREADS", "1")
+        with open(log_path, "ab", buffering=0) as log:
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=str(self.data_dir),
+                    start_new_session=True,  # its own group: stopping it stops every rank
+                )
+            except OSError as exc:
+                self.runs.fail(run.run_id, f"could not launch {self.launcher}: {exc}", metrics)
+                return
+            assert process.stdout is not None
+            drain = threading.Thread(
+                target=drain_redacted,
+                args=(process.stdout.fileno(), log.write),
+                name="teach-launch-log",
+                daemon=True,
+            )
+            drain.start()
+            error = self._follow(process, run, folder, metrics)
+            drain.join(5.0)
+        if error is None and process.returncode == 0 and (folder / "result.json").is_file():
+            result = json.loads((folder / "result.json").read_text())
+            if not tmp.is_dir():
+                error = f"backend {self.backend} wrote no output directory"
+            else:
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(tmp, final)
+                self.runs.complete(
+                    run.run_id, str(final.resolve()), {**metrics, **result["metrics"]}
+                )
+                return
+        shutil.rmtree(tmp, ignore_errors=True)
+        if error is None:
+            text = log_path.read_text(encoding="utf-8", errors="replace")[-20000:]
+            found = rank_error(folder, text)
+            error = (
+                f"{found} (of {self.processes} processes launched by {self.launcher}; "
+                f"log: {log_path})"
+                if found
+                else f"{self.launcher} {_describe_exit(process.returncode)} (log: {log_path})"
+            )
+        self.runs.fail(run.run_id, error, metrics)
+
+    def _follow(
+        self, process: subprocess.Popen[bytes], run: Run, folder: Path, metrics: dict[str, Any]
+    ) -> str | None:
+        """Wait for the launched run, recording rank 0's progress; stop the whole process group
+        on shutdown or past the run timeout and return why, else ``None``."""
+        started = time.monotonic()
+        progress = folder / "progress.jsonl"
+        seen = 0
+        reason = None
+        while process.poll() is None:
+            if self._stopping.is_set():
+                reason = self._shutdown_reason
+            elif self.run_timeout is not None and time.monotonic() - started > self.run_timeout:
+                reason = (
+                    f"the run exceeded the service's run timeout of {self.run_timeout:g}s "
+                    f"and its {self.processes} processes were stopped"
+                )
+            if reason is not None:
+                _stop_group(process)
+                return reason
+            seen = self._read_progress(progress, seen, run, metrics)
+            time.sleep(0.1)
+        self._read_progress(progress, seen, run, metrics)
+        return None
+
+    def _read_progress(self, path: Path, seen: int, run: Run, metrics: dict[str, Any]) -> int:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            return seen
+        lines = text.splitlines()
+        complete = lines if text.endswith("\n") else lines[:-1]  # a line being written waits
+        for line in complete[seen:]:
+            with contextlib.suppress(ValueError):
+                metrics.update(json.loads(line))
+        if len(complete) > seen:
+            self.runs.progress(run.run_id, metrics)
+        return max(seen, len(complete))
+
+
+def _stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM the launched process group, SIGKILL it after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
