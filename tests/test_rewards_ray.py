@@ -14,10 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'pytest-teach[ray]'")
 
+from pytest_teach.cli import cli as teach  # noqa: E402
 from pytest_teach.envs import tool_selection as ts  # noqa: E402
+from pytest_teach.pipeline import SuiteSource  # noqa: E402
 from pytest_teach.rewards import (  # noqa: E402
     RayRewardPool,
     RewardPool,
@@ -219,6 +222,45 @@ def test_an_unreachable_address_fails_at_once_in_one_line(suite: Path) -> None:
     assert "\n" not in message
     assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in message
     assert "(waited up to 3 s)" in message
+
+
+def test_teach_train_grpo_on_an_unreachable_ray_address_is_one_line(
+    suite: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    out = ["train", "grpo", "-o", str(tmp_path / "model"), "--suite", str(suite)]
+    result = runner.invoke(teach, [*out, "--reward-backend", "ray", "--ray-address", "127.0.0.1:1"])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        "teach train grpo: error: cannot reach the Ray cluster at 127.0.0.1:1: "
+        "Connection refused (waited up to 10 s)"
+    ]
+    assert not (tmp_path / "model").exists()
+    lone = runner.invoke(teach, [*out, "--ray-address", "auto"])
+    assert lone.exit_code != 0
+    assert "--ray-address needs --reward-backend ray" in lone.output
+
+
+def test_a_suite_source_on_ray_gives_prompts_rewards_and_a_report(
+    cluster: None, suite: Path, tmp_path: Path
+) -> None:
+    import contextlib
+
+    source = SuiteSource([str(suite / "test_suite.py")], "-k alpha", 1, 5.0, backend="ray")
+    said: list[str] = []
+    with contextlib.ExitStack() as stack:
+        path, where = source.prepare(tmp_path, stack, echo=said.append)
+        assert isinstance(source.pool, RayRewardPool)
+        assert where["reward_backend"] == "ray" and where["tasks"] == 1
+        assert "1 prompts captured by 1 reward worker(s) (Ray actors)" in said[0]
+        assert '"say alpha"' in Path(path).read_text()
+        nodeid = source.pool.nodeids[0]
+        reward = source.reward_func()
+        values = asyncio.run(reward([[]] * 2, ["alpha", "no"], [nodeid] * 2))
+        assert values == [1.0, 0.25]
+        assert source.report(echo=None)["scored"] == 2
+    with pytest.raises(RewardPoolError, match="not started"):  # closed with the stack
+        source.pool.score([(nodeid, "alpha")])
 
 
 def test_the_backend_is_chosen_by_name(suite: Path) -> None:

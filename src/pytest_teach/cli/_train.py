@@ -233,6 +233,18 @@ def dpo_cmd(beta: float, **opts: Any) -> None:
     metavar="MB",
     help="start a reward worker afresh once its resident memory passes MB MiB",
 )
+@click.option(
+    "--reward-backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="where the reward workers run: local processes, or Ray actors (the ray extra)",
+)
+@click.option(
+    "--ray-address",
+    metavar="auto|ADDR",
+    help="the Ray cluster for --reward-backend ray (default: a local one for the run)",
+)
 def grpo_cmd(
     num_generations: int,
     max_completion_length: int,
@@ -242,6 +254,8 @@ def grpo_cmd(
     check_timeout: float,
     reward_recycle_after: int | None,
     reward_max_rss_mb: float | None,
+    reward_backend: str,
+    ray_address: str | None,
     **opts: Any,
 ) -> None:
     """Group relative policy optimisation (TRL GRPOTrainer).
@@ -253,7 +267,9 @@ def grpo_cmd(
     whose fixtures stay warm. The reward is what the test gives episode.reward() (1.0/0.0 for
     pass/fail without one); a check that raises or runs past --check-timeout is left out (None)
     and logged. Groups with no reward variance are reported at the end. A worker can be started
-    afresh after --reward-recycle-after checks or past --reward-max-rss-mb of memory.
+    afresh after --reward-recycle-after checks or past --reward-max-rss-mb of memory. With
+    --reward-backend ray the workers are Ray actors, on the cluster at --ray-address (auto, or
+    HOST:PORT) or on a local cluster started for the run.
 
     Without --suite it trains on the store's grpo export (or --data) with the tool-selection
     reward (the scenario's check, with partial credit for plan-shaped output).
@@ -270,6 +286,8 @@ def grpo_cmd(
             check_timeout,
             recycle_after=reward_recycle_after,
             max_rss_mb=reward_max_rss_mb,
+            backend=reward_backend,
+            ray_address=ray_address,
         )
     elif suite_args:
         fail("--suite-args needs --suite")
@@ -277,6 +295,10 @@ def grpo_cmd(
         fail("--reward-recycle-after needs --suite")
     elif reward_max_rss_mb is not None:
         fail("--reward-max-rss-mb needs --suite")
+    elif reward_backend != "local":
+        fail("--reward-backend needs --suite")
+    if ray_address is not None and reward_backend != "ray":
+        fail("--ray-address needs --reward-backend ray")
     _train(
         "grpo",
         opts,

@@ -17,7 +17,9 @@ __all__ = ["SuiteSource"]
 class SuiteSource:
     """A pytest suite as GRPO's prompts and reward: its tests are collected (``pytest_args``
     such as ``-k weather`` apply), each test's prompt is captured from its ``agent`` call, and
-    each sampled completion is scored by running that test in persistent reward workers."""
+    each sampled completion is scored by running that test in persistent reward workers: local
+    processes (``backend="local"``) or Ray actors (``backend="ray"``, on the cluster at
+    ``ray_address``: ``auto``, ``HOST:PORT``, or ``None`` for a local one started for the run)."""
 
     def __init__(
         self,
@@ -27,6 +29,8 @@ class SuiteSource:
         timeout: float = 30.0,
         recycle_after: int | None = None,
         max_rss_mb: float | None = None,
+        backend: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         self.paths = list(paths)
         self.pytest_args = shlex.split(pytest_args or "")
@@ -34,6 +38,8 @@ class SuiteSource:
         self.timeout = timeout
         self.recycle_after = recycle_after
         self.max_rss_mb = max_rss_mb
+        self.backend = backend
+        self.ray_address = ray_address
         self.pool: Any = None
 
     def prepare(
@@ -45,11 +51,13 @@ class SuiteSource:
         Raises:
             PipelineError: the pool could not start, or no test sent a prompt.
         """
-        from ..rewards import RewardPool, RewardPoolError
+        from ..rewards import RewardPoolError, reward_pool
 
         try:
-            pool = RewardPool(
+            pool = reward_pool(
                 self.paths,
+                backend=self.backend,
+                ray_address=self.ray_address,
                 workers=self.workers,
                 timeout=self.timeout,
                 pytest_args=self.pytest_args,
@@ -64,7 +72,8 @@ class SuiteSource:
         if echo:
             echo(
                 f"suite {' '.join(self.paths)}: {len(pool.nodeids)} tests collected, "
-                f"{len(tasks)} prompts captured by {self.workers} reward worker(s)"
+                f"{len(tasks)} prompts captured by {self.workers} reward worker(s) "
+                f"({'Ray actors' if self.backend == 'ray' else 'local processes'})"
             )
             for nodeid, reason in list(pool.skipped.items())[:3]:
                 echo(f"  no prompt from {nodeid}: {reason}")
@@ -81,6 +90,7 @@ class SuiteSource:
             "pytest_args": self.pytest_args,
             "tasks": len(tasks),
             "skipped": len(pool.skipped),
+            "reward_backend": self.backend,
         }
         return str(path), source
 

@@ -71,9 +71,9 @@ def _check_reachable(address: str, timeout: float) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
         why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        named = address if target == address else f"{address} ({target})"
         raise RewardPoolError(
-            f"cannot reach the Ray cluster at {address} ({target}): {why} "
-            f"(waited up to {timeout:g} s)"
+            f"cannot reach the Ray cluster at {named}: {why} (waited up to {timeout:g} s)"
         ) from None
 
 
