@@ -1,5 +1,7 @@
-"""Many writers into one PostgreSQL store, nothing lost: concurrent xdist sessions, a killed
-worker, a killed run replayed by the next one, and a shard merge next to a recording session.
+"""Many writers into one PostgreSQL store, nothing lost: two xdist sessions at once, a worker
+killed from inside and from outside, a killed run replayed by the next one from its journal in
+the cache folder, journals that come and go at once in that folder, and a merge of SQLite shards
+next to a recording session.
 
 The SQLite versions are in ``test_concurrency.py``; these run the same kind of generated suites
 in real pytest subprocesses against a real, throwaway PostgreSQL server.
