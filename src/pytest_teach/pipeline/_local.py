@@ -19,7 +19,15 @@ from typing import Any
 from .._progress import Echo, Progress, no_progress_bars
 from ..redaction import redact_url
 from ..store import Store
-from ..train import BaseModel, StepCallback, TrainPlan, TrainSettings, share_from_main, train_model
+from ..train import (
+    BaseModel,
+    StepCallback,
+    TrainPlan,
+    TrainSettings,
+    dist_timeout,
+    share_from_main,
+    train_model,
+)
 from ..train import ranks as launched_ranks
 from ._records import PipelineError, SpecialistModel
 from ._suite import SuiteSource
@@ -169,6 +177,7 @@ def train_from_store(
     if register and store is None:
         raise PipelineError("registering the model needs store=")
     here = launched_ranks()
+    dist_timeout()  # a bad TEACH_DIST_TIMEOUT is refused before anything runs
     main = here.main
     say = echo if main else None
     extra = dict(method_args)

@@ -162,6 +162,30 @@ def tool_selection_reward(
     return rewards
 
 
+def _vllm_config(mode: str | None, server_url: str | None) -> dict[str, Any]:
+    """``GRPOConfig``'s vLLM fields for ``mode``; one-line errors for a bad combination or a
+    missing vLLM."""
+    if mode is None:
+        if server_url is not None:
+            raise ValueError("vllm_server_url needs vllm_mode='server'")
+        return {}
+    if mode not in ("colocate", "server"):
+        raise ValueError(f"vllm_mode must be 'colocate' or 'server', got {mode!r}")
+    if server_url is not None and mode != "server":
+        raise ValueError("vllm_server_url needs vllm_mode='server'")
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise ValueError(
+            f"vllm_mode={mode!r} needs vLLM, which is not installed: pip install 'trl[vllm]' "
+            "(CUDA GPUs only)"
+        )
+    config: dict[str, Any] = {"use_vllm": True, "vllm_mode": mode}
+    if server_url is not None:
+        config["vllm_server_base_url"] = server_url
+    return config
+
+
 def train_grpo(
     dataset_path: str | os.PathLike[str],
     base_model: str | os.PathLike[str],
@@ -180,6 +204,8 @@ def train_grpo(
     lora_alpha: int | None = None,
     seed: int = 0,
     on_step: StepCallback | None = None,
+    vllm_mode: str | None = None,
+    vllm_server_url: str | None = None,
 ) -> dict[str, Any]:
     """Train ``base_model`` with GRPO on the prompts in ``dataset_path``.
 
@@ -201,6 +227,11 @@ def train_grpo(
         lora_r: LoRA rank; ``lora_alpha`` defaults to ``2 * lora_r``.
         seed: the training seed.
         on_step: called after each logged step with ``(step, loss)``.
+        vllm_mode: generate with vLLM (GPU only; ``GRPOConfig(use_vllm=True, vllm_mode=...)``):
+            ``colocate`` runs it inside each training process, ``server`` asks a ``trl
+            vllm-serve`` server; ``None`` generates with transformers.
+        vllm_server_url: the server's base URL for ``vllm_mode="server"``
+            (``GRPOConfig.vllm_server_base_url``; TRL's default: ``http://0.0.0.0:8000``).
 
     Returns:
         JSON-ready metrics: ``loss``, ``train_loss``, ``steps``, ``seconds``, ``rows``, ``lora``,
@@ -222,6 +253,7 @@ def train_grpo(
         raise ValueError(
             f"num_generations must be >= 2 (GRPO compares a group), got {num_generations}"
         )
+    vllm = _vllm_config(vllm_mode, vllm_server_url)
     funcs = [reward_funcs] if callable(reward_funcs) else list(reward_funcs)
     if not funcs or not all(callable(f) for f in funcs):
         raise ValueError("reward_funcs must be a callable or a non-empty list of callables")
@@ -252,6 +284,7 @@ def train_grpo(
             "max_completion_length": max_completion_length,
             "temperature": float(temperature),
             "beta": float(beta),
+            **vllm,
         },
         trainer_args={"reward_funcs": funcs},
         keys=("reward", "reward_std", "frac_reward_zero_std", "checks/"),
