@@ -371,12 +371,18 @@ class Store:
         if version is None:
             tables = self._table_names()
             if tables:
-                kind = "a SQLite file" if self.path is not None else "a PostgreSQL database"
-                raise StoreError(
-                    f"{self.location} is {kind} but not a pytest-teach store "
-                    f"(it has tables {sorted(tables)[:5]}); pass another --teach-db/--db"
-                )
-            if not create:
+                # another writer's migration may have committed since: its tables and its
+                # version arrive in one transaction, so the version is there now if it is ours
+                version = self._schema_version()
+                if version is None:
+                    kind = "a SQLite file" if self.path is not None else "a PostgreSQL database"
+                    raise StoreError(
+                        f"{self.location} is {kind} but not a pytest-teach store "
+                        f"(it has tables {sorted(tables)[:5]}); pass another --teach-db/--db"
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+            elif not create:
                 raise StoreError(f"{self.location} is empty, not a pytest-teach store")
         if version is not None and version > SCHEMA_VERSION:
             raise StoreError(_newer_schema(self.location, version))
