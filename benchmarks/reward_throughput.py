@@ -10,6 +10,10 @@ a wrong one and an unparseable one. Each way scores them:
   runs for each candidate, with ``agent`` answering it), with 1 worker (the per-candidate
   overhead over (a), both single-threaded, alternated with (a) over ``--rounds`` rounds and
   compared by their medians) and with ``--workers`` workers (throughput);
+- (b') ``ray``: :class:`pytest_teach.rewards.RayRewardPool` on a local Ray cluster, with 1 actor
+  (alternated with a local pool of 1 worker over ``--rounds`` rounds, medians compared: Ray's
+  overhead per candidate) and with ``--workers`` actors; skipped with a line where ray is not
+  installed, or with ``--no-ray``;
 - (c) ``pytest.main``: ``pytest.main([nodeid, "--model", "replay:FILE"])`` in this process per
   candidate, the reward being the exit status (what tools that call pytest in-process do);
 - (d) ``subprocess``: ``python -m pytest nodeid --model replay:FILE`` per candidate.
@@ -18,12 +22,14 @@ a wrong one and an unparseable one. Each way scores them:
 a per-candidate time. The pool's start-up (collecting the suite, warming fixtures) is reported
 apart, since it is paid once per training run. Printed: per-candidate milliseconds and rewards
 per second of each way, (b)'s overhead over (a) in ms, and the speed-ups of (b) over (c) and (d).
-Targets: (b) adds at most 5 ms per candidate over (a); (b) is at least 20x faster than (c).
+Targets: (b) adds at most 5 ms per candidate over (a); (b) is at least 20x faster than (c);
+(b') x1 adds at most 2 ms per candidate over (b) x1.
 
 Usage::
 
     .venv/bin/python benchmarks/reward_throughput.py [--family tool_selection|stories|all]
-        [--scenarios 40] [--slow-candidates 12] [--workers 2] [--rounds 5] [--json PATH]
+        [--scenarios 40] [--slow-candidates 12] [--workers 2] [--rounds 5] [--no-ray]
+        [--json PATH]
 
 Exit status 0 (whatever the ratios), 1 when the ways disagree on a reward's pass/fail.
 """
@@ -50,6 +56,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 OVERHEAD_TARGET_MS = 5.0
 SPEEDUP_TARGET = 20.0
+RAY_OVERHEAD_TARGET_MS = 2.0
 
 Candidate = tuple[str, str]  # (nodeid, completion)
 
@@ -203,6 +210,74 @@ def run_pool(suite: str, candidates: list[Candidate], workers: int) -> dict[str,
     }
 
 
+def run_ray(
+    suite: str, candidates: list[Candidate], workers: int, rounds: int
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(b') on a local Ray cluster started here: one actor alternated with a local pool of one
+    worker over ``rounds`` rounds (the medians: Ray's overhead), then ``workers`` actors."""
+    import logging
+
+    import ray
+
+    from pytest_teach.rewards import RayRewardPool, RewardPool
+
+    started = time.perf_counter()
+    ray.init(
+        num_cpus=max(workers, 2),
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    cluster_s = time.perf_counter() - started
+    try:
+        local_times: list[float] = []
+        ray_times: list[float] = []
+        with contextlib.ExitStack() as stack:
+            started = time.perf_counter()
+            on_ray = stack.enter_context(RayRewardPool([suite], workers=1, cwd=ROOT))
+            on_ray.score([candidates[0]])  # warm-up: fixtures set up once
+            startup = time.perf_counter() - started
+            local = stack.enter_context(RewardPool([suite], workers=1, cwd=ROOT))
+            local.score([candidates[0]])
+            for _ in range(rounds):
+                started = time.perf_counter()
+                local_scores = local.score(candidates)
+                local_times.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                ray_scores = on_ray.score(candidates)
+                ray_times.append(time.perf_counter() - started)
+        pool_1 = {
+            "seconds": statistics.median(local_times),
+            "n": len(local_scores),
+            "values": [s.value for s in local_scores],
+            "rounds": [round(t, 3) for t in local_times],
+        }
+        ray_1 = {
+            "seconds": statistics.median(ray_times),
+            "n": len(ray_scores),
+            "values": [s.value for s in ray_scores],
+            "startup_s": round(startup, 3),
+            "cluster_s": round(cluster_s, 3),
+            "rounds": [round(t, 3) for t in ray_times],
+        }
+        started = time.perf_counter()
+        with RayRewardPool([suite], workers=workers, cwd=ROOT) as many:
+            many.score([candidates[0]] * workers)
+            startup = time.perf_counter() - started
+            started = time.perf_counter()
+            scores = many.score(candidates)
+            seconds = time.perf_counter() - started
+        ray_n = {
+            "seconds": seconds,
+            "n": len(scores),
+            "values": [s.value for s in scores],
+            "startup_s": round(startup, 3),
+        }
+    finally:
+        ray.shutdown()
+    return pool_1, ray_1, ray_n
+
+
 def _replay_file(tmp: Path, i: int, text: str) -> Path:
     path = tmp / f"candidate-{i}.txt"
     path.write_text(text, encoding="utf-8")
@@ -260,7 +335,9 @@ def ms_each(run: dict[str, Any]) -> float:
     return run["seconds"] / run["n"] * 1000.0
 
 
-def bench_family(name: str, n: int, slow: int, workers: int, rounds: int) -> dict[str, Any]:
+def bench_family(
+    name: str, n: int, slow: int, workers: int, rounds: int, use_ray: bool = True
+) -> dict[str, Any]:
     suite, candidates, direct = FAMILIES[name](n)
     print(f"\n== {name}: {len(candidates)} candidates ({suite}) ==", flush=True)
     results: dict[str, Any] = {}
@@ -283,6 +360,42 @@ def bench_family(name: str, n: int, slow: int, workers: int, rounds: int) -> dic
             f"(b) pool x{workers}       {ms_each(results[f'b_pool_{workers}']):9.2f} ms/candidate",
             flush=True,
         )
+    ray_rows: dict[str, Any] = {}
+    if use_ray:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("(b') ray              skipped: ray is not installed (pip install '.[ray]')")
+        else:
+            pool_1, ray_rows["b_ray_1"], ray_rows[f"b_ray_{workers}"] = run_ray(
+                suite, candidates, workers, rounds
+            )
+            ray_rows["ray_overhead_ms"] = round(ms_each(ray_rows["b_ray_1"]) - ms_each(pool_1), 3)
+            ray_rows["ray_agrees"] = (
+                pool_1["values"]
+                == ray_rows["b_ray_1"]["values"]
+                == ray_rows[f"b_ray_{workers}"]["values"]
+            )
+            print(
+                f"(b') ray x1        {ms_each(ray_rows['b_ray_1']):9.2f} ms/candidate "
+                f"(median of {rounds} rounds, alternated with a local pool x1 at "
+                f"{ms_each(pool_1):.2f}; cluster start {ray_rows['b_ray_1']['cluster_s']} s, "
+                f"actor start-up {ray_rows['b_ray_1']['startup_s']} s)",
+                flush=True,
+            )
+            print(
+                f"(b') ray x{workers}        {ms_each(ray_rows[f'b_ray_{workers}']):9.2f} "
+                f"ms/candidate",
+                flush=True,
+            )
+            print(
+                f"(b') - (b) x1: {ray_rows['ray_overhead_ms']:+.2f} ms per candidate "
+                f"(target <= {RAY_OVERHEAD_TARGET_MS:g}); rewards agree: "
+                f"{ray_rows['ray_agrees']}",
+                flush=True,
+            )
+            results["b_ray_1"] = ray_rows["b_ray_1"]
+            results[f"b_ray_{workers}"] = ray_rows[f"b_ray_{workers}"]
     few = candidates[:slow]
     with tempfile.TemporaryDirectory() as tmp:
         results["c_pytest_main"] = run_pytest_main(few, Path(tmp))
@@ -312,9 +425,11 @@ def bench_family(name: str, n: int, slow: int, workers: int, rounds: int) -> dic
         "ms_per_candidate": {
             k: round(ms_each(v), 3) for k, v in results.items() if isinstance(v, dict)
         },
-        "rewards_agree": agree,
+        "rewards_agree": agree and ray_rows.get("ray_agrees", True),
         "pass_fail_agree": agree_slow,
     }
+    if "ray_overhead_ms" in ray_rows:
+        summary["ray_overhead_ms"] = ray_rows["ray_overhead_ms"]
     print(
         f"(b) - (a): {summary['pool_overhead_ms']:+.2f} ms per candidate "
         f"(target <= {OVERHEAD_TARGET_MS:g})"
@@ -342,12 +457,20 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="rounds of (a) alternated with (b) x1; the medians are compared",
     )
+    parser.add_argument("--no-ray", action="store_true", help="leave out the Ray rows (b')")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     families = list(FAMILIES) if args.family == "all" else [args.family]
     out = {
-        name: bench_family(name, args.scenarios, args.slow_candidates, args.workers, args.rounds)
+        name: bench_family(
+            name,
+            args.scenarios,
+            args.slow_candidates,
+            args.workers,
+            args.rounds,
+            use_ray=not args.no_ray,
+        )
         for name in families
     }
     if args.json:
