@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from pytest_teach.store._journal import journal_dir
+from pytest_teach.store import journal_dir
 
 pytest.importorskip("xdist")
 

@@ -3,7 +3,7 @@ a PostgreSQL database shared by a team."""
 
 from ._codec import EpisodeDataError, dumps, to_jsonable
 from ._health import StoreCheck, check_store, describe_database_error
-from ._journal import Journal, replay
+from ._journal import Journal, journal_dir, replay
 from ._merge import MergeConflict, MergeReport, TableMerge, copy_store, merge_stores
 from ._models import OUTCOMES, Episode, Feedback, Label, Step, entropy_of
 from ._pages import (
@@ -60,6 +60,7 @@ __all__ = [
     "episode_page",
     "episodes_after",
     "is_url",
+    "journal_dir",
     "merge_stores",
     "new_id",
     "open_store",
