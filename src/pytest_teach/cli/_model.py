@@ -30,6 +30,12 @@ def model() -> None:
 @click.option("--heads", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="replace DIR if it exists and is not empty")
+@click.option(
+    "--tools",
+    is_flag=True,
+    help="a chat template with tool calls in the format TRL's GRPO parses (Qwen2.5's "
+    "<tool_call> JSON), for teach train grpo --env",
+)
 def init_tiny(
     out: str,
     corpus: str | None,
@@ -41,6 +47,7 @@ def init_tiny(
     heads: int,
     seed: int,
     force: bool,
+    tools: bool,
 ) -> None:
     """Build a tiny random causal LM (Qwen2) and its byte-level BPE tokenizer, fully offline.
 
@@ -73,7 +80,10 @@ def init_tiny(
         if not texts:
             fail(f"the store {db} has no texts to train a tokenizer on; record some episodes")
         source = f"{len(texts)} texts from the store {db}"
-    write_tiny_model(
+    build = write_tiny_model
+    if tools:
+        from ..rl import write_tool_model as build
+    build(
         target,
         texts,
         vocab_size=vocab_size,
@@ -86,7 +96,8 @@ def init_tiny(
     click.echo(
         f"wrote a tiny {config.get('model_type', 'model')} to {target} "
         f"(vocab {config.get('vocab_size')}, hidden {config.get('hidden_size')}, "
-        f"{config.get('num_hidden_layers')} layers; tokenizer from {source}); "
+        f"{config.get('num_hidden_layers')} layers; tokenizer from {source}"
+        f"{'; a chat template with tool calls' if tools else ''}); "
         f"use it as --model hf:{target}"
     )
 

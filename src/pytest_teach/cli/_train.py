@@ -17,6 +17,7 @@ import click
 
 from ._common import DB_OPTION, TeachGroup, fail
 from ._predictor import encoder_cmd, predictor_cmd
+from ._rl import env_options, train_env_cmd
 
 
 @click.group("train", cls=TeachGroup)
@@ -245,6 +246,7 @@ def dpo_cmd(beta: float, **opts: Any) -> None:
     metavar="auto|ADDR",
     help="the Ray cluster for --reward-backend ray (default: a local one for the run)",
 )
+@env_options
 def grpo_cmd(
     num_generations: int,
     max_completion_length: int,
@@ -273,7 +275,23 @@ def grpo_cmd(
 
     Without --suite it trains on the store's grpo export (or --data) with the tool-selection
     reward (the scenario's check, with partial credit for plan-shaped output).
+
+    With --env gridworld (or MODULE:CLASS) it is multi-turn: the family's actions are tools the
+    model calls, each rollout is scored by replaying it in the scenario's own test (--suite,
+    default the family's bundled suite) and stored as an episode; --tasks and --held-out split
+    the tasks by seed or id, and the held-out ones are never trained on.
     """
+    if opts.get("env"):
+        train_env_cmd(
+            opts,
+            num_generations=num_generations,
+            max_completion_length=max_completion_length,
+            suite=suite,
+            suite_args=suite_args,
+            reward_workers=reward_workers,
+            check_timeout=check_timeout,
+        )
+        return
     from ..pipeline import SuiteSource
     from ..train import tool_selection_reward
 
