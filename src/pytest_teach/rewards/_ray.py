@@ -188,7 +188,7 @@ class RayRewardPool(ScoringPool):
                     f"cannot connect to Ray at {self.address or 'a new local cluster'}: {first} "
                     f"(after {time.monotonic() - started:.1f} s)"
                 ) from None
-            owned = self.address is None
+            owned = True  # the pool connected: it disconnects (and stops a local cluster)
         self._actor_class = ray.remote(CheckActor).options(
             num_cpus=self.actor_cpus, max_restarts=0, max_concurrency=1
         )
@@ -259,8 +259,8 @@ class RayRewardPool(ScoringPool):
         return None
 
     def close(self) -> None:
-        """Tear the actors' fixtures down and stop them; shut down the cluster the pool
-        started."""
+        """Tear the actors' fixtures down and stop them; disconnect from Ray if the pool
+        connected (a local cluster it started stops)."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -372,7 +372,7 @@ def _stop(actor: _Actor, *, graceful: bool) -> None:
 
 
 def _release(actors: list[_Actor], owned: bool) -> None:
-    """Stop the pool's actors; shut down the cluster if the pool started it."""
+    """Stop the pool's actors; disconnect from Ray if the pool connected."""
     import ray
 
     if not ray.is_initialized():
