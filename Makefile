@@ -14,7 +14,7 @@ DEMO_REPORT ?= reports/teach-report.html
 # `make test` runs those tests a second time with TEACH_TEST_STORE=postgresql (the conftest
 # deselects the others there, which would only repeat the SQLite pass)
 STORE_TESTS := tests/test_store.py tests/test_plugin.py tests/test_plugin_traps.py \
-    tests/test_concurrency.py tests/test_graded.py
+    tests/test_concurrency.py tests/test_graded.py tests/test_pipeline.py
 
 .PHONY: setup browser postgres demo test lint docs bench clean
 

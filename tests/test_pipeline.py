@@ -56,8 +56,8 @@ def episode(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path / "store" / "experience.db", create=True)
+def store(store_target: Path | str) -> Iterator[Store]:
+    s = open_store(store_target, create=True)
     yield s
     s.close()
 
@@ -281,8 +281,14 @@ def test_failed_run_fails_the_job_and_cannot_be_registered(
         p.register_trained_model(store, run_id=run.run_id)
 
 
-def test_pipeline_cli(judged: dict[str, str], store: Store, stub_trainer: LocalTrainer) -> None:
-    db = str(store.path)
+def test_pipeline_cli(
+    judged: dict[str, str],
+    store: Store,
+    store_target: Path | str,
+    stub_trainer: LocalTrainer,
+    tmp_path: Path,
+) -> None:
+    db = str(store_target)
     runner = CliRunner(env={"TEACH_TRAINER_TOKEN": "t0k3n", "TEACH_TRAINER_URL": None})
 
     def teach(group: str, *args: str) -> Any:
@@ -319,7 +325,7 @@ def test_pipeline_cli(judged: dict[str, str], store: Store, stub_trainer: LocalT
     # errors are one line
     r = teach("pipeline", "status", "--db", db, "nope")
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "unknown training run" in r.output
-    r = teach("pipeline", "create", "--db", db + ".missing", "--agent", "a")
+    r = teach("pipeline", "create", "--db", str(tmp_path / "missing.db"), "--agent", "a")
     assert r.exit_code == 2 and "no pytest-teach store" in r.output
 
 
