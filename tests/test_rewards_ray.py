@@ -60,6 +60,8 @@ def test_echo(target, agent, episode):
         time.sleep(60)
     if reply == "boom":
         raise RuntimeError("the check crashed")
+    if reply.startswith("secret "):  # a key in the check's output, and a line to find it by
+        print(f"calling with Authorization: Bearer {reply.split()[1]} end-{target}", flush=True)
     hit = 1.0 if target in reply else 0.0
     episode.reward(Reward.of({"hit": hit, "short": float(len(reply) < 20)}, weights={"hit": 3}))
     assert hit, f"{target!r} not in {reply!r}"
@@ -187,6 +189,23 @@ def test_an_actor_killed_mid_check_costs_that_candidate_and_nothing_else(
         assert "the actor died" in results[1].reason
         assert one.stats.restarts == 1
         assert one.score([(node, "beta")])[0].value == 1.0  # the fresh actor serves on
+
+
+def test_a_secret_a_check_printed_never_reaches_the_ray_logs(pool: RayRewardPool) -> None:
+    key = "sk-live-4f9a8b7c6d5e4f3a2b1c0d9e"
+    (score,) = pool.score([(echo("alpha"), f"secret {key}")])
+    assert score.outcome == "failed"  # the check ran (no "alpha" in the reply)
+    logs = Path("/tmp/ray/session_latest/logs")  # Ray's default; the workers' output is here
+    deadline = time.monotonic() + 30
+    while True:  # the actor's output reaches its log file through the redaction thread
+        texts = [f.read_text(errors="replace") for f in logs.glob("worker-*") if f.is_file()]
+        found = [t for t in texts if "end-alpha" in t]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert found, f"the check's output line never reached {logs}"
+    assert all(key not in t for t in texts)
+    assert any("Authorization: [REDACTED] end-alpha" in t for t in found)
 
 
 def test_the_trl_reward_function_is_async_and_reports_flat_groups(pool: RayRewardPool) -> None:
