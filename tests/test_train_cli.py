@@ -236,8 +236,8 @@ def test_train_from_store_is_one_call(
     db: Path, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The library function behind `teach train`, `teach loop` and the student: export ->
-    validate -> train -> register, a callable base built from the rows; only RANK 0 registers
-    and echoes."""
+    validate -> train -> register, a callable base built from the rows; a half-set launch
+    environment is refused."""
     from pytest_teach.pipeline import NothingToTrain, train_from_store
     from pytest_teach.train import TrainSettings
 
@@ -275,17 +275,15 @@ def test_train_from_store_is_one_call(
         train_from_store("dpo", tmp_path / "n", store=db, filters={"scenario": "nope*"})
     assert not (tmp_path / "n").exists()
 
+    # a rank without its world is refused before anything runs; real ranks (rank 0 alone echoes,
+    # writes and registers) are in test_train_distributed.py
+    from pytest_teach.train import LaunchError
+
     monkeypatch.setenv("RANK", "1")
-    quiet: list[str] = []
-    other = train_from_store(
-        "sft",
-        tmp_path / "r1",
-        TrainSettings(max_steps=1),
-        store=db,
-        base_model=base,
-        echo=quiet.append,
-    )
-    assert other.registered is None and not other.main_process and quiet == []
-    assert (tmp_path / "r1" / "adapter_config.json").is_file()
+    with pytest.raises(LaunchError, match="RANK is set but WORLD_SIZE is not"):
+        train_from_store(
+            "sft", tmp_path / "r1", TrainSettings(max_steps=1), store=db, base_model=base
+        )
+    assert not (tmp_path / "r1").exists()
     with open_store(db) as store:
         assert [m.id for m in list_specialist_models(store)] == [model.id]
