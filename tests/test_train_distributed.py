@@ -354,6 +354,46 @@ def test_trainer_service_launches_each_run_on_two_processes(tmp_path: Path) -> N
         local.stop()
 
 
+def test_trainer_service_sft_run_on_two_processes(tmp_path: Path) -> None:
+    """A real TRL run through `teach trainer serve --backend sft --processes 2`: both ranks
+    step on their halves of each batch, rank 0 writes the adapter."""
+    from pytest_teach.trainer.fixtures import LocalTrainer
+
+    data = tmp_path / "data"
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"q{i}"},
+                {"role": "assistant", "content": f"a {i}"},
+            ]
+        }
+        for i in range(8)
+    ]
+    (data / "datasets").mkdir(parents=True)
+    (data / "datasets" / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    local = LocalTrainer(data, "sft", args=["--processes", "2"], env=_env()).start()
+    try:
+        client = local.client()
+        client.train(
+            job_id="j",
+            dataset_ref="datasets/chat.jsonl",
+            run_id="sft2",
+            params={"max_steps": 2, "batch_size": 2},
+        )
+        final = client.wait("sft2", timeout=LAUNCH_TIMEOUT)
+    finally:
+        local.stop()
+    assert final["status"] == "completed", final
+    assert final["metrics"]["processes"] == 2 and final["metrics"]["steps"] == 2
+    out = Path(final["outputModelRef"])
+    adapter = load_file(str(out / "adapter_model.safetensors"))
+    assert any(t.abs().sum() > 0 for k, t in adapter.items() if "lora_B" in k)
+    logs = _rank_logs(out, 2)
+    for step in range(2):
+        rank0, rank1 = (set(log["steps"][step]["rows"]) for log in logs)
+        assert len(rank0) == len(rank1) == 2 and not rank0 & rank1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -98,7 +98,8 @@ class TrainParams(BaseModel):
     )
     crash: Literal["raise", "exit"] | None = Field(
         None,
-        description="fault injection: make the worker raise or exit at the first step; "
+        description="fault injection: make the worker (on several processes, the last rank) "
+        "raise or exit at the first step; "
         f"refused unless the service runs with {FAULTS_ENV}=1",
     )
 

@@ -424,9 +424,11 @@ class Dispatcher:
                 self.runs.fail(run.run_id, f"could not launch {self.launcher}: {exc}", metrics)
                 return
             assert process.stdout is not None
+            fd = os.dup(process.stdout.fileno())  # the drain closes its own copy when done
+            process.stdout.close()
             drain = threading.Thread(
                 target=drain_redacted,
-                args=(process.stdout.fileno(), log.write),
+                args=(fd, log.write),
                 name="teach-launch-log",
                 daemon=True,
             )
