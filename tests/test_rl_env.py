@@ -202,3 +202,86 @@ def test_train_grpo_env_names_an_unknown_family(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "--env 'chess': use one of gridworld" in result.output
+
+
+def test_multi_turn_grpo_on_the_gridworld(tmp_path: Path) -> None:
+    """SFT on the BabyAI bot's demonstrations (as tool calls), then GRPO with the environment.
+
+    What makes rewards vary within a group: the warm-started policy samples its actions at
+    temperature 1, and on these one-step tasks some sampled rollouts reach the goal and some
+    don't; the scenario test tells which.
+    """
+    from safetensors.torch import load_file
+
+    from pytest_teach import rl
+
+    demos = rl.oracle_demonstrations(
+        rl.GridworldEnv,
+        rl.gridworld_task_ids(["MockGoTo"], range(100, 200)),
+        options={"max_steps": MAX_STEPS},
+    )
+    corpus = [m["content"] for r in demos for m in r["messages"] if m["content"]]
+    corpus += [json.dumps(c["function"]) for r in demos for m in r["messages"]
+               for c in m.get("tool_calls", [])] + [demos[0]["tools"]]  # fmt: skip
+    base = rl.write_tool_model(
+        tmp_path / "base", corpus, vocab_size=1024, hidden_size=128, sliding_window=48
+    )
+    warm = tmp_path / "sft"
+    sft = rl.warm_start(demos, base, warm, max_steps=60, learning_rate=3e-3, batch_size=4)
+    assert sft["loss"] < 0.5
+
+    db = tmp_path / "exp.db"
+    out = tmp_path / "grpo"
+    run = rl.train_env_grpo(
+        "gridworld",
+        out,
+        tasks=["MockGoTo-s0", "MockGoTo-s2"],
+        held_out=["MockGoTo-s1"],
+        suite=[SUITE],
+        options={"max_steps": MAX_STEPS},
+        base_model=warm,
+        store=db,
+        max_steps=2,
+        batch_size=2,  # both tasks each step: two groups of four rollouts
+        num_generations=4,
+        max_completion_length=256,
+        max_turns=MAX_STEPS,
+        learning_rate=1e-3,
+        workers=1,
+        agent="grid",
+    )
+    stats = run.stats
+    # tool calls were parsed by TRL and carried out in the world
+    assert stats["tool_calls"] > 0 and stats["tool_calls_executed"] > 0
+    assert stats["rollouts"] == 2 * 2 * 4
+    # the rewards came from the scenario tests, and varied within at least one group
+    assert set(stats["outcomes"]) <= {"passed", "failed"} and stats["scored"] == 16
+    assert stats["groups_with_variance"] >= 1
+
+    # the weights changed
+    before, after = load_file(warm / "model.safetensors"), load_file(out / "model.safetensors")
+    assert any(not before[k].equal(after[k]) for k in before)
+
+    # every rollout is an episode; a rewarded one is a rollout that really reached the goal
+    episodes = list(open_store(db).episodes())
+    assert len(episodes) == 16 == stats["episodes_stored"]
+    assert {e.meta["source"] for e in episodes} == {"rl"}
+    assert {e.meta["task"] for e in episodes} <= {"MockGoTo-s0", "MockGoTo-s2"}
+    assert {e.session_id for e in episodes} == {run.session_id}
+    for e in episodes:
+        assert e.model == f"hf:{out.resolve()}"
+        assert e.nodeid.endswith(f"[{e.meta['task']}]")
+        actions = [s.action for s in e.steps if s.error is None]
+        level, seed = e.meta["task"].rsplit("-s", 1)
+        world = mg.replay(level, int(seed), actions, max_steps=MAX_STEPS)
+        assert e.reward == (1.0 if world.success else 0.0)
+        assert e.reward_components["success"] == e.reward
+    rewards = {(e.meta["step"], e.meta["task"], e.reward) for e in episodes}
+    assert any((s, t, 0.0) in rewards and (s, t, 1.0) in rewards for s, t, _ in rewards)
+
+    # the split is recorded, and the held-out task was never trained on
+    record = json.loads((out / "rl-run.json").read_text())
+    assert record["train_tasks"] == ["MockGoTo-s0", "MockGoTo-s2"]
+    assert record["held_out_tasks"] == ["MockGoTo-s1"]
+    assert run.registered.metrics["held_out_tasks"] == ["MockGoTo-s1"]
+    assert record["tools_call_frequency"] > 0
