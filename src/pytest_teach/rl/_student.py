@@ -63,7 +63,7 @@ def write_tool_model(
     template, _ = _chat_templates()
     target = Path(out_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    from ..train.tiny import DEFAULT_CORPUS
+    from ..train import DEFAULT_CORPUS
 
     texts = list(DEFAULT_CORPUS if corpus is None else corpus)
     texts += [
@@ -217,7 +217,7 @@ def warm_start(
         raise ValueError("no demonstrations to warm-start on")
     from trl import SFTConfig, SFTTrainer
 
-    from ..train._common import fit_trl, load_base
+    from ..train import fit_trl, load_base
 
     template, training_template = _chat_templates()
     model, tokenizer = load_base(str(base_model))

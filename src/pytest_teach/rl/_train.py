@@ -169,7 +169,7 @@ def train_env_grpo(
             when the suite can't be collected.
     """
     from ..rewards import RewardPool
-    from ..train._common import check_args, fit_trl, load_base, lora_config
+    from ..train import check_args, fit_trl, load_base, lora_config
 
     check_args(max_steps, batch_size, 8, learning_rate)
     if num_generations < 2:

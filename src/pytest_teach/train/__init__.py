@@ -11,7 +11,15 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "_common": ("StepCallback", "base_ref", "ensure_tiny_base"),
+    "_common": (
+        "StepCallback",
+        "base_ref",
+        "check_args",
+        "ensure_tiny_base",
+        "fit_trl",
+        "load_base",
+        "lora_config",
+    ),
     "_dist": ("LaunchError", "RankError", "Ranks", "dist_timeout", "ranks", "share_from_main"),
     "_run": (
         "METHODS",
@@ -26,6 +34,7 @@ _EXPORTS = {
     "dpo": ("DPODataError", "load_preference_rows", "train_dpo"),
     "grpo": ("GRPODataError", "load_prompt_rows", "tool_selection_reward", "train_grpo"),
     "tiny": (
+        "DEFAULT_CORPUS",
         "MAX_TEXTS",
         "build_tiny_model",
         "corpus_from_file",
