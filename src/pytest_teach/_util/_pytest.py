@@ -53,12 +53,14 @@ def run_pytest(
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
     on_line: Callable[[str], None] | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> PytestRun:
     """Run ``python -m pytest ARGS`` (this interpreter) and wait for it.
 
     ``env`` replaces the environment (default: this process's). With ``on_line``, the output is
     read as it comes (unbuffered) and each line is passed on; otherwise it is read at the end.
-    With ``log``, the command line and the output are written there.
+    With ``log``, the command line and the output are written there, through ``mask`` when
+    given (to keep secrets such as a store URL's password out of the file).
     """
     command = (sys.executable, "-m", "pytest", *args)
     environ = dict(os.environ if env is None else env)
@@ -88,7 +90,8 @@ def run_pytest(
     seconds = time.perf_counter() - started
     cpu = _children_cpu() - cpu_start
     if log is not None:
-        log.write_text("$ " + " ".join(command) + "\n" + output, encoding="utf-8")
+        text = "$ " + " ".join(command) + "\n" + output
+        log.write_text(mask(text) if mask is not None else text, encoding="utf-8")
     return PytestRun(command, proc.returncode, output, seconds, cpu)
 
 

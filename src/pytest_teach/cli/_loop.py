@@ -122,6 +122,7 @@ def loop_cmd(
       teach loop --suite scenarios/tool_selection --base tiny
     """
     from ..loop import LoopSettings, clear_outputs, run_loop
+    from ..store import is_url
 
     if not Path(suite).exists():
         fail(f"--suite {suite} does not exist")
@@ -137,7 +138,7 @@ def loop_cmd(
     settings = LoopSettings(
         suite=suite,
         output=out,
-        db=Path(db).expanduser().resolve(),
+        db=db if is_url(db) else Path(db).expanduser().resolve(),
         report=Path(report).expanduser().resolve() if report else (out / "report.html").resolve(),
         base=base,
         held_out=held_out_fraction,

@@ -104,7 +104,8 @@ class LoopSettings:
 
     suite: str
     output: Path
-    db: Path
+    #: the store: a SQLite file, or a ``postgresql://`` URL
+    db: Path | str
     report: Path
     base: str = TINY
     held_out: float = 0.25
@@ -169,7 +170,7 @@ _COUNT = re.compile(r"\[\s*(\d+)/(\d+)\]\s*$")
 
 def run_suite(args: Sequence[str], log: Path, progress: Progress | None = None) -> PytestRun:
     """Run ``python -m pytest ARGS`` offline from the current directory; its output goes to
-    ``log``.
+    ``log``, secrets masked (the password of a ``--teach-db`` URL among them).
 
     With ``progress``, pytest runs verbose with the ``count`` output style (``-q`` dropped),
     its output is read as it comes, and each test's ``[done/total]`` advances ``progress``.
@@ -183,7 +184,10 @@ def run_suite(args: Sequence[str], log: Path, progress: Progress | None = None) 
             if found:
                 progress.update(int(found[1]), total=int(found[2]))
 
-    return run_pytest(args, env={**_env(), "PYTHONUNBUFFERED": "1"}, log=log, on_line=on_line)
+    from ..redaction import redact
+
+    env = {**_env(), "PYTHONUNBUFFERED": "1"}
+    return run_pytest(args, env=env, log=log, on_line=on_line, mask=redact)
 
 
 def collect_nodeids(suite: str, log: Path) -> list[str]:
@@ -207,7 +211,7 @@ def collect_nodeids(suite: str, log: Path) -> list[str]:
     return nodeids
 
 
-def new_session(db: Path, before: set[str], marker: str) -> str:
+def new_session(db: Path | str, before: set[str], marker: str) -> str:
     """The session a pytest run just added to the store: not in ``before``, its argv naming
     ``marker``.
 
@@ -222,16 +226,17 @@ def new_session(db: Path, before: set[str], marker: str) -> str:
             for s in store.sessions()
             if s["id"] not in before and any(marker in str(a) for a in s["argv"] or [])
         ]
+        where = store.location
     if not found:
-        raise LoopError(f"the pytest run recorded no session in {db}; see the log")
+        raise LoopError(f"the pytest run recorded no session in {where}; see the log")
     return found[-1]
 
 
-def recorded_sessions(db: Path) -> set[str]:
-    """The ids of the sessions in the store at ``db`` (none when it doesn't exist yet)."""
-    from ..store import Store
+def recorded_sessions(db: Path | str) -> set[str]:
+    """The ids of the sessions in the store at ``db`` (none when its file doesn't exist yet)."""
+    from ..store import Store, is_url
 
-    if not db.exists():
+    if not is_url(db) and not Path(db).exists():
         return set()
     with Store.open(db, create=False) as store:
         return {s["id"] for s in store.sessions()}
@@ -297,7 +302,7 @@ def _recorded_run(
     return new_session(s.db, before, ids_file), run
 
 
-def _phase_collect(s: LoopSettings, split: SuiteSplit, echo: Echo) -> str:
+def _phase_collect(s: LoopSettings, split: SuiteSplit, where: str, echo: Echo) -> str:
     ids_file = str((s.output / "train-ids.txt").resolve())
     log = s.output / "collect.log"
     total = len(split.train)
@@ -308,12 +313,12 @@ def _phase_collect(s: LoopSettings, split: SuiteSplit, echo: Echo) -> str:
     rate = _rates(s.db, session)[None]
     echo(
         f"[2/4 collect] {ORACLE} on the {len(split.train)} training tests: {rate} passed -> "
-        f"session {session} in {s.db}"
+        f"session {session} in {where}"
     )
     return session
 
 
-def _rates(db: Path, session: str) -> dict[str | None, PassRate]:
+def _rates(db: Path | str, session: str) -> dict[str | None, PassRate]:
     """Pass rates per arm (``None`` without ``--ab``) of a session's episodes, from the store."""
     from ..store import Store
 
@@ -386,7 +391,7 @@ def _phase_train(
             base_model=base,
             agent=AGENT,
             details={
-                "data": {"db": str(s.db), "session": session, "held_out": len(split.held_out)},
+                "data": {"session": session, "held_out": len(split.held_out)},
                 "loop": {
                     "suite": s.suite,
                     "held_out_fraction": s.held_out,
@@ -454,6 +459,19 @@ def clear_outputs(output: Path) -> None:
             path.unlink()
 
 
+def _prepare_store(db: Path | str) -> str:
+    """Make room for the store and return how it is printed: a SQLite file's folder is made
+    (the collect run makes the file); a PostgreSQL database is reached and given the store's
+    tables now, so a server that can't be reached fails before any phase runs."""
+    from ..store import Store, is_url
+
+    if not is_url(db):
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        return str(db)
+    with Store.open(db, create=True) as store:
+        return store.location
+
+
 def run_loop(settings: LoopSettings, echo: Echo = lambda line: None) -> LoopResult:
     """Run the loop: split the suite, collect with the oracle on the training split, fine-tune,
     then A/B the base against the trained model on the held-out split with the HTML report.
@@ -466,13 +484,13 @@ def run_loop(settings: LoopSettings, echo: Echo = lambda line: None) -> LoopResu
     """
     s = settings
     s.output.mkdir(parents=True, exist_ok=True)
-    s.db.parent.mkdir(parents=True, exist_ok=True)
+    where = _prepare_store(s.db)
     s.report.parent.mkdir(parents=True, exist_ok=True)
     timer = PhaseTimer()
     lap = timer.lap
     split = _phase_split(s, echo)
     lap("split")
-    collect_session = _phase_collect(s, split, echo)
+    collect_session = _phase_collect(s, split, where, echo)
     lap("collect")
     with no_progress_bars():
         base, model_dir, metrics, registered, rows = _phase_train(s, split, collect_session, echo)
