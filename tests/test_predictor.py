@@ -103,9 +103,10 @@ _NS: dict = {}
 exec(TOY, _NS)
 
 
-def _fill(db: Path, cases: list | None = None, *, only: str | None = None) -> Path:
-    """Write the toy family's episodes straight into a store, with ids fixed by their order (so
-    the seeded split, and what the tests measure on it, is the same on every run)."""
+def _fill(db: Path | str, cases: list | None = None, *, only: str | None = None) -> Path | str:
+    """Write the toy family's episodes straight into a store (a SQLite file or a PostgreSQL
+    URL), with ids fixed by their order (so the seeded split, and what the tests measure on it,
+    is the same on every run)."""
     with Store.open(db, create=True) as store:
         for n, (scenario, kind, _) in enumerate(cases if cases is not None else _NS["CASES"]):
             if only is not None and kind != only:
@@ -113,7 +114,7 @@ def _fill(db: Path, cases: list | None = None, *, only: str | None = None) -> Pa
             rec = EpisodeRecorder(enabled=True)
             passed = _NS["toy_run"](rec, scenario, kind)
             episode = rec.build(
-                episode_id=hashlib.sha256(f"{db.name}:{n}".encode()).hexdigest()[:16],
+                episode_id=hashlib.sha256(f"{Path(db).name}:{n}".encode()).hexdigest()[:16],
                 nodeid=f"test_toy.py::test_toy[{scenario}-{kind}]",
                 scenario=f"toy[{scenario}]",
                 outcome="success" if passed else "intervention",
