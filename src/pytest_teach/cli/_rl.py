@@ -24,7 +24,7 @@ def env_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
             "--env",
-            metavar="gridworld|MODULE:CLASS",
+            metavar="gridworld|browser|MODULE:CLASS",
             help="multi-turn GRPO on a scenario family: its actions are the tools, its test the "
             "reward (see docs/rl-environments.md)",
         ),
@@ -32,7 +32,8 @@ def env_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--tasks",
             "env_tasks",
             metavar="SPEC",
-            help="--env training tasks: seeds or seed ranges (0-7) and task ids, comma-separated",
+            help="--env training tasks: seeds or seed ranges (0-7) and task ids "
+            "(browser: docs-cli-reference, ...), comma-separated",
         ),
         click.option(
             "--held-out",

@@ -24,6 +24,7 @@ _EXPORTS = {
         "task_of",
     ),
     "_gridworld": ("GRIDWORLD_INSTRUCTIONS", "GridworldEnv", "gridworld_task_ids"),
+    "_browser": ("BROWSER_INSTRUCTIONS", "BrowserEnv", "browser_task_ids", "close_browser"),
     "_train": (
         "ENVS",
         "EnvRun",

@@ -25,6 +25,7 @@ __all__ = ["ENVS", "EnvRun", "EnvTrainError", "parse_task_spec", "resolve_env", 
 #: The bundled families ``--env`` names, and where each environment class lives.
 ENVS: dict[str, str] = {
     "gridworld": "pytest_teach.rl._gridworld:GridworldEnv",
+    "browser": "pytest_teach.rl._browser:BrowserEnv",
     "minigrid": "pytest_teach.rl._gridworld:GridworldEnv",
 }
 
@@ -37,7 +38,7 @@ class EnvTrainError(ValueError):
 
 
 def resolve_env(spec: str) -> type[ScenarioEnv]:
-    """The environment class ``--env`` names: a bundled family (``gridworld``) or
+    """The environment class ``--env`` names: a bundled family (``gridworld``, ``browser``) or
     ``MODULE:CLASS``, a :class:`ScenarioEnv` subclass.
 
     Raises:
@@ -45,7 +46,7 @@ def resolve_env(spec: str) -> type[ScenarioEnv]:
     """
     target = ENVS.get(spec, spec)
     if ":" not in target:
-        raise EnvTrainError(f"--env {spec!r}: use one of {', '.join(sorted(ENVS))} or MODULE:CLASS")
+        raise EnvTrainError(f"--env {spec!r}: use one of {', '.join(ENVS)} or MODULE:CLASS")
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
