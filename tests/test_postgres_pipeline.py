@@ -173,3 +173,25 @@ def test_teach_loop_collects_trains_and_compares_in_a_postgresql_store(
     # nothing went to a SQLite file: not the default one, not one named after the URL
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "suite"]
     _no_password_under(out)
+
+
+def test_teachable_rollouts_and_mine_on_a_postgresql_store(pg_url: str, tmp_path: Path) -> None:
+    log, snapshots = tmp_path / "rollouts.log", tmp_path / "snapshots.jsonl"
+    rollouts = CliRunner().invoke(
+        cli,
+        [
+            *("teachable", "rollouts", "--student", "scripted:noisy-0.5", "--db", pg_url),
+            *("--mock-env", "--n-tasks", "3", "--max-steps", "12", "--log", str(log)),
+        ],
+    )
+    assert rollouts.exit_code == 0, rollouts.output
+    assert PASSWORD not in rollouts.output and "[REDACTED]" in rollouts.output
+    with open_store(pg_url) as store:
+        (session,) = store.sessions()
+        assert store.count(session=session["id"]) == 6
+    mined = CliRunner().invoke(
+        cli, ["teachable", "mine", "--db", pg_url, "--session", session["id"], "-o", str(snapshots)]
+    )
+    assert mined.exit_code == 0, mined.output
+    assert snapshots.read_text().count("\n") >= 1
+    _no_password_under(tmp_path)

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ..errors import InfrastructureError
+from ..redaction import redact_url
 from ._common import DB_OPTION, TeachCommand, TeachGroup, fail
 
 TEACHABLE_DIR = Path(".teach") / "teachable"
@@ -37,6 +38,13 @@ class TeachableGroup(TeachGroup):
     """The ``teachable`` verbs."""
 
     command_class = TeachableCommand
+
+
+def _store_target(db: str) -> Path | str:
+    """``--db`` as the library takes it: a file's path, or a ``postgresql://`` URL as given."""
+    from ..store import is_url
+
+    return db if is_url(db) else Path(db)
 
 
 def _threads(count: int) -> None:
@@ -331,10 +339,11 @@ def rollouts_cmd(
 
     _threads(threads)
     rollouts = Rollouts(_levels(levels), n_tasks, seed_start, max_steps, mock_env)
-    run = collect(suite, Path(db), student, rollouts, Path(log))
+    run = collect(suite, _store_target(db), student, rollouts, Path(log))
+    where = redact_url(db)
     click.echo(
         f"recorded {run.episodes} episodes ({run.failures} failed) in session {run.session} "
-        f"of {db}; next: teach teachable mine --db {db} --session {run.session}"
+        f"of {where}; next: teach teachable mine --db {where} --session {run.session}"
     )
 
 
@@ -370,7 +379,7 @@ def mine_cmd(
     from ..teachable import mine
 
     result = mine(
-        Path(db),
+        _store_target(db),
         Path(output),
         session=session,
         model=model,

@@ -459,19 +459,6 @@ def clear_outputs(output: Path) -> None:
             path.unlink()
 
 
-def _prepare_store(db: Path | str) -> str:
-    """Make room for the store and return how it is printed: a SQLite file's folder is made
-    (the collect run makes the file); a PostgreSQL database is reached and given the store's
-    tables now, so a server that can't be reached fails before any phase runs."""
-    from ..store import Store, is_url
-
-    if not is_url(db):
-        Path(db).parent.mkdir(parents=True, exist_ok=True)
-        return str(db)
-    with Store.open(db, create=True) as store:
-        return store.location
-
-
 def run_loop(settings: LoopSettings, echo: Echo = lambda line: None) -> LoopResult:
     """Run the loop: split the suite, collect with the oracle on the training split, fine-tune,
     then A/B the base against the trained model on the held-out split with the HTML report.
@@ -484,7 +471,9 @@ def run_loop(settings: LoopSettings, echo: Echo = lambda line: None) -> LoopResu
     """
     s = settings
     s.output.mkdir(parents=True, exist_ok=True)
-    where = _prepare_store(s.db)
+    from ..store import prepare_store
+
+    where = prepare_store(s.db)
     s.report.parent.mkdir(parents=True, exist_ok=True)
     timer = PhaseTimer()
     lap = timer.lap

@@ -27,6 +27,7 @@ from ._store import (
     new_id,
     open_store,
     parse_since,
+    prepare_store,
 )
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "new_id",
     "open_store",
     "parse_since",
+    "prepare_store",
     "recover_store",
     "replay",
     "review_queue",

@@ -42,6 +42,7 @@ __all__ = [
     "StoreError",
     "open_store",
     "new_id",
+    "prepare_store",
     "parse_since",
 ]
 
@@ -1241,6 +1242,22 @@ def _feedback_from_row(r: Any) -> Feedback:
         correct_action=loads(r["correct_action"]),
         created_at=r["created_at"],
     )
+
+
+def prepare_store(target: str | os.PathLike[str]) -> str:
+    """Make ready a store that a pytest run is about to record into, and return its name for
+    messages: a SQLite file's folder is made (the run makes the file); a PostgreSQL database is
+    reached and given the store's tables now, so a server that can't be reached fails in one
+    line before anything runs.
+
+    Raises:
+        StoreError: the database can't be reached or used.
+    """
+    if not is_url(target):
+        Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return str(target)
+    with Store.open(target, create=True) as store:
+        return store.location
 
 
 def open_store(path: str | os.PathLike[str], *, create: bool = False) -> Store:

@@ -56,7 +56,7 @@ class Collection:
 
 def collect(
     suite: str | Path,
-    db: Path,
+    db: Path | str,
     model: str,
     rollouts: Rollouts,
     log: Path,
@@ -76,7 +76,9 @@ def collect(
     """
     if not Path(suite).exists():
         raise TeachableError(f"suite {suite} does not exist; pass --suite scenarios/minigrid")
-    db.parent.mkdir(parents=True, exist_ok=True)
+    from ..store import prepare_store
+
+    prepare_store(db)
     log.parent.mkdir(parents=True, exist_ok=True)
     before = recorded_sessions(db)
     args = [

@@ -149,7 +149,7 @@ def _snapshots_of(episode: Any, per_episode: int | None) -> list[dict[str, Any]]
 
 
 def mine(
-    db: Path,
+    db: Path | str,
     output: Path,
     *,
     session: str | None = None,
