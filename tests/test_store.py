@@ -210,3 +210,22 @@ def test_a_damaged_header_is_told_from_a_file_that_is_not_sqlite(tmp_path: Path)
             open_store(text, create=create)
         assert str(refused.value) == f"{text} is not a pytest-teach store (file is not a database)"
     assert bytes(data) == damaged.read_bytes()
+
+
+def test_a_limit_reads_only_the_episodes_asked_for(store_target: Path | str) -> None:
+    from pytest_teach.store import Episode
+
+    store = open_store(store_target, create=True)
+    store.write_episodes(
+        [
+            Episode(id=f"{i:016x}", nodeid="t", scenario=f"fam[c-{i % 3}]", outcome="success")
+            for i in range(1200)
+        ]
+    )
+    page = list(store.episodes(limit=50, scenario="fam[c-1]"))
+    assert [e.id for e in page] == [f"{i:016x}" for i in range(1, 150, 3)]  # recording order
+    assert len(list(store.episodes(limit=700))) == 700  # across two internal pages
+    assert len(list(store.episodes(scenario="fam[c-1]"))) == 400
+    assert len(list(store.episodes(scenario="c-1"))) == 400  # the case id still matches
+    assert list(store.episodes(limit=0)) == []
+    store.close()

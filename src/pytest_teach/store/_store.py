@@ -186,7 +186,10 @@ class EpisodeFilter:
             args.append(_label_value(self.label))
         if self.model is not None:
             one_of("model", self.model)
-        if self.scenario:
+        if self.scenario and "[" in self.scenario and not {"*", "?"} & set(self.scenario):
+            clauses.append("scenario = ?")  # one whole name: an index lookup on both backends
+            args.append(self.scenario)
+        elif self.scenario:
             forms = _scenario_globs(self.scenario)
             if backend == "postgresql":
                 forms = [_glob_to_like(form) for form in forms]
@@ -758,7 +761,7 @@ class Store:
         full = self.resolve_episode_id(episode_id)
         return next(self.episodes(ids=[full]))
 
-    def episodes(self, **filters: Any) -> Iterator[Episode]:
+    def episodes(self, *, limit: int | None = None, **filters: Any) -> Iterator[Episode]:
         """Yield episodes matching every filter given, in the order they were recorded, with
         steps. The filters are :class:`EpisodeFilter`'s fields: ``ids``, ``outcome``,
         ``label``, ``model``, ``scenario``, ``category``, ``session``, ``arm``, ``since``,
@@ -774,21 +777,28 @@ class Store:
             TypeError: a filter that :class:`EpisodeFilter` doesn't have.
         """
         # the filters are checked now, the rows read as they are asked for
-        return self._episodes(*EpisodeFilter(**filters).where_clause(self.backend))
+        return self._episodes(*EpisodeFilter(**filters).where_clause(self.backend), limit=limit)
 
-    def _episodes(self, where: str, args: list[Any]) -> Iterator[Episode]:
-        # keyset pagination in insertion (rowid) order: no sort, no OFFSET rescans
+    def _episodes(
+        self, where: str, args: list[Any], *, limit: int | None = None
+    ) -> Iterator[Episode]:
+        # keyset pagination in insertion (rowid) order: no sort, no OFFSET rescans; with a
+        # limit, no more rows are read (and turned into episodes) than it asks for
         page = f"{where} AND" if where else "WHERE"
         sql = f"SELECT rowid AS _row, * FROM episodes {page} rowid > ? ORDER BY rowid LIMIT ?"
         last = 0
-        while True:
-            rows = self._conn.execute(sql, (*args, last, _PAGE)).fetchall()
+        left = limit
+        while left is None or left > 0:
+            size = _PAGE if left is None else min(_PAGE, left)
+            rows = self._conn.execute(sql, (*args, last, size)).fetchall()
             if not rows:
                 return
             last = rows[-1]["_row"]
             yield from self._hydrate(rows)
-            if len(rows) < _PAGE:
+            if len(rows) < size:
                 return
+            if left is not None:
+                left -= len(rows)
 
     def count(self, **filters: Any) -> int:
         """How many episodes match the filters of :meth:`episodes` (:class:`EpisodeFilter`)."""
