@@ -113,4 +113,4 @@ def test_postgresql_indexes_end_in_the_insertion_order(pg_url: str) -> None:
         ("episodes_scenario", "scenario"),
     ):
         assert defs[name].endswith(f"({column}, rowid)"), defs[name]
-    assert defs["episodes_stats"].endswith("(model, outcome, label, category, scenario)")
+    assert defs["episodes_stats"].endswith("(model, outcome, label, category, scenario, n_steps)")

@@ -210,6 +210,16 @@ MIGRATIONS: dict[int, tuple[str | Only, ...]] = {
         Only("postgresql", "DROP INDEX episodes_scenario"),
         Only("postgresql", "CREATE INDEX episodes_scenario ON episodes(scenario, rowid)"),
     ),
+    7: (
+        # each episode carries its step count, so `teach stats` counts steps in the same pass
+        # over episodes_stats instead of reading the steps table
+        "ALTER TABLE episodes ADD COLUMN n_steps INTEGER",
+        "UPDATE episodes SET n_steps = "
+        "(SELECT COUNT(*) FROM steps WHERE steps.episode_id = episodes.id)",
+        "DROP INDEX episodes_stats",
+        "CREATE INDEX episodes_stats ON episodes(model, outcome, label, category, scenario, "
+        "n_steps)",
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -988,12 +988,13 @@ class Store:
         # order, without sorting the table); each column's counts are summed here
         columns = ("model", "outcome", "label", "category", "scenario")
         counts: dict[str, dict[Any, int]] = {column: {} for column in columns}
-        total = 0
+        total = steps = 0
         listed = ", ".join(columns)
-        for *keys, n in conn.execute(
-            f"SELECT {listed}, COUNT(*) FROM episodes {where} GROUP BY {listed}", args
+        for *keys, n, n_steps in conn.execute(
+            f"SELECT {listed}, COUNT(*), SUM(n_steps) FROM episodes {where} GROUP BY {listed}", args
         ):
             total += n
+            steps += int(n_steps or 0)
             for column, key in zip(columns, keys, strict=True):
                 counts[column][key] = counts[column].get(key, 0) + n
 
@@ -1010,12 +1011,6 @@ class Store:
             for k, n in grouped("label").items()
         }
         labeled = by_label.get("success", 0) + by_label.get("intervention", 0)
-        steps = conn.execute(
-            f"SELECT COUNT(*) FROM steps WHERE episode_id IN (SELECT id FROM episodes {where})"
-            if where
-            else "SELECT COUNT(*) FROM steps",
-            args,
-        ).fetchone()[0]
         return {
             "db": self.location,
             "schema_version": self.schema_version,
@@ -1045,7 +1040,8 @@ _INSERT_ARTIFACT = (
 _INSERT_EPISODE = (
     "INSERT OR IGNORE INTO episodes(id, session_id, nodeid, scenario, category, model, arm, "
     "params, meta, outcome, label, label_reason, reward, reward_components, quality, metrics, "
-    "duration_s, error, worker, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "duration_s, error, worker, created_at, n_steps) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_STEP = (
     "INSERT INTO steps(episode_id, idx, observation, action, messages, valid_actions, probs, "
@@ -1076,6 +1072,7 @@ def _episode_row(e: Episode) -> tuple[Any, ...]:
         e.error,
         e.worker,
         e.created_at,
+        len(e.steps),
     )
 
 
