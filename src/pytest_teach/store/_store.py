@@ -807,24 +807,22 @@ class Store:
 
     def _hydrate(self, rows: list[Any]) -> list[Episode]:
         episodes = {r["id"]: _episode_from_row(r) for r in rows}
-        marks = ",".join("?" * len(episodes))
-        keys = list(episodes)
+        keys: list[Any] = list(episodes)
+        if self.path is None:  # one array parameter: PostgreSQL parses no list of placeholders
+            within, keys = "episode_id = ANY(?)", [keys]
+        else:
+            within = f"episode_id IN ({','.join('?' * len(keys))})"
         conn = self._conn
-        for r in conn.execute(
-            f"SELECT * FROM steps WHERE episode_id IN ({marks}) ORDER BY episode_id, idx", keys
-        ):
+        for r in conn.execute(f"SELECT * FROM steps WHERE {within} ORDER BY episode_id, idx", keys):
             episodes[r["episode_id"]].steps.append(_step_from_row(r))
         for r in conn.execute(
-            f"SELECT * FROM labels WHERE episode_id IN ({marks}) ORDER BY episode_id, seq", keys
+            f"SELECT * FROM labels WHERE {within} ORDER BY episode_id, seq", keys
         ):
             episodes[r["episode_id"]].labels.append(Label(r["kind"], r["reason"]))
-        for r in conn.execute(
-            f"SELECT * FROM feedback WHERE episode_id IN ({marks}) ORDER BY id", keys
-        ):
+        for r in conn.execute(f"SELECT * FROM feedback WHERE {within} ORDER BY id", keys):
             episodes[r["episode_id"]].feedback.append(_feedback_from_row(r))
         for r in conn.execute(
-            f"SELECT episode_id, name, sha256 FROM episode_artifacts WHERE episode_id IN ({marks})",
-            keys,
+            f"SELECT episode_id, name, sha256 FROM episode_artifacts WHERE {within}", keys
         ):
             episodes[r["episode_id"]].artifacts[r["name"]] = r["sha256"]
         return list(episodes.values())
