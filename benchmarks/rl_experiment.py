@@ -362,7 +362,7 @@ def grpo_cell(
             max_steps=k,
             batch_size=cfg["batch_tasks"],
             num_generations=cfg["generations"],
-            max_completion_length=256,
+            max_completion_length=cfg.get("max_completion_length", 256),
             max_turns=cfg["max_steps"],
             learning_rate=cfg["grpo_lr"],
             workers=1,
@@ -688,6 +688,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="how many seeds (default 3, 1 with --quick)")
     parser.add_argument("--grpo-steps", type=int, help="GRPO steps per arm")
     parser.add_argument("--eval-every", type=int, help="GRPO steps between evaluations")
+    parser.add_argument("--grpo-lr", type=float, help="GRPO learning rate (default 1e-3)")
+    parser.add_argument(
+        "--max-completion-length",
+        type=int,
+        help="a GRPO rollout's token budget, tool responses included (default 256)",
+    )
     parser.add_argument("--cache", default=str(ROOT / ".teach" / "bench" / "rl"))
     parser.add_argument("--figure", help="write the learning-curve PNG here")
     parser.add_argument("--json", help="write the summary JSON here too")
@@ -699,8 +705,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     cfg = dict(QUICK if args.quick else FULL)
-    for key in ("seeds", "grpo_steps", "eval_every"):
-        if getattr(args, key) is not None:
+    for key in ("seeds", "grpo_steps", "eval_every", "grpo_lr", "max_completion_length"):
+        if getattr(args, key) is not None:  # a setting given joins the cache key
             cfg[key] = getattr(args, key)
     ms = cfg["max_steps"]
     tasks = {
