@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_teach.envs import browser as br
+from pytest_teach.envs.browser.fixtures import VIEWPORT
 
 CASES = [
     pytest.param(
@@ -23,7 +24,14 @@ CASES = [
 
 
 @pytest.mark.parametrize("task", CASES)
-def test_browser_task(task: br.Task, site, browser_page, policy, episode) -> None:
-    session = br.BrowserSession(browser_page, base_url=site.origin)
-    result = br.run_task(session, task, policy, episode, screenshots=episode.enabled)
+def test_browser_task(task: br.Task, site, browser, policy, episode) -> None:
+    # A fresh page for every run: the reward pool runs this test again for each candidate with
+    # its fixtures kept, and a replayed trajectory needs the page's refs and the site's storage
+    # to start afresh each time.
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        session = br.BrowserSession(context.new_page(), base_url=site.origin)
+        result = br.run_task(session, task, policy, episode, screenshots=episode.enabled)
+    finally:
+        context.close()
     assert result.success, result.reason

@@ -24,11 +24,9 @@ from ._env import ActionError, ScenarioEnv
 __all__ = ["BROWSER_INSTRUCTIONS", "BrowserEnv", "browser_task_ids", "close_browser"]
 
 BROWSER_INSTRUCTIONS = (
-    "You are a web agent on a local website. You see each page as an accessibility snapshot: "
-    'one element per line, like `- button "Add to cart" [ref=e12]`. Act on elements by their '
-    "ref with the tools, one call at a time; refs change when the page changes, so use refs "
-    "from the latest snapshot. Call done (with the answer, if the goal asks for one) once the "
-    "goal is reached."
+    "You act on a local website, shown as an accessibility snapshot. Call the tools on elements "
+    "by their ref (e12), one call at a time, with refs of the latest snapshot. Call done when "
+    "the goal is reached."
 )
 
 #: How the end of an episode is announced after the last observation.
@@ -156,48 +154,36 @@ class BrowserEnv(ScenarioEnv):
         """Click an element of the page.
 
         Args:
-            ref: The element's ref in the latest snapshot, such as e12.
-
-        Returns:
-            The page after the click, or the error.
+            ref: The element's ref, such as e12.
         """
         return self._act({"type": "click", "ref": _text(ref)}, "click", {"ref": ref})
 
     def type(self, ref: str, text: str) -> str:  # noqa: A003 - the tool's name
-        """Type text into a text box, replacing what it holds.
+        """Type text into a text box (replacing its text).
 
         Args:
-            ref: The text box's ref in the latest snapshot.
+            ref: The text box's ref.
             text: The text to type.
-
-        Returns:
-            The page after typing, or the error.
         """
         action = {"type": "fill", "ref": _text(ref), "text": _text(text)}
         return self._act(action, "type", {"ref": ref, "text": text})
 
     def select(self, ref: str, value: str) -> str:
-        """Choose an option of a drop-down list.
+        """Choose an option of a list.
 
         Args:
-            ref: The list's ref in the latest snapshot.
+            ref: The list's ref.
             value: The option's value.
-
-        Returns:
-            The page after the choice, or the error.
         """
         action = {"type": "select", "ref": _text(ref), "value": _text(value)}
         return self._act(action, "select", {"ref": ref, "value": value})
 
     def press(self, key: str, ref: str = "") -> str:
-        """Press a key, on an element or on the page.
+        """Press a key.
 
         Args:
             key: The key, such as Enter.
-            ref: The element's ref in the latest snapshot (empty: the page).
-
-        Returns:
-            The page after the key press, or the error.
+            ref: The element's ref (empty: the page).
         """
         action: dict[str, Any] = {"type": "press", "key": _text(key)}
         arguments: dict[str, Any] = {"key": key}
@@ -210,9 +196,6 @@ class BrowserEnv(ScenarioEnv):
 
         Args:
             url: The page's path, such as /shop/cart.html.
-
-        Returns:
-            The page opened, or the error.
         """
         return self._act({"type": "navigate", "url": _text(url)}, "navigate", {"url": url})
 
@@ -221,21 +204,15 @@ class BrowserEnv(ScenarioEnv):
 
         Args:
             direction: up or down.
-
-        Returns:
-            The page after scrolling, or the error.
         """
         action = {"type": "scroll", "direction": _text(direction)}
         return self._act(action, "scroll", {"direction": direction})
 
     def done(self, answer: str = "") -> str:
-        """Finish the task once the goal is reached.
+        """Finish the task.
 
         Args:
-            answer: The answer, when the goal asks a question (empty otherwise).
-
-        Returns:
-            That the episode is over.
+            answer: The answer, if the goal asks for one.
         """
         action: dict[str, Any] = {"type": "done"}
         arguments: dict[str, Any] = {}

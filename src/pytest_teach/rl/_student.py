@@ -192,6 +192,22 @@ def write_demonstrations(rows: Sequence[dict[str, Any]], path: str | os.PathLike
     return target
 
 
+def _json_arguments(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with each tool call's arguments as their JSON text."""
+
+    def as_text(call: dict[str, Any]) -> dict[str, Any]:
+        arguments = call["function"]["arguments"]
+        if isinstance(arguments, str):
+            return call
+        text = json.dumps(arguments, ensure_ascii=False)
+        return {**call, "function": {**call["function"], "arguments": text}}
+
+    return [
+        {**m, "tool_calls": [as_text(c) for c in m["tool_calls"]]} if m.get("tool_calls") else m
+        for m in messages
+    ]
+
+
 def warm_start(
     rows: Sequence[dict[str, Any]],
     base_model: str | os.PathLike[str],
@@ -226,9 +242,19 @@ def warm_start(
             f"{base_model} doesn't have the tool-calling chat template; build one with "
             "`teach model init-tiny --tools`"
         )
-    tokenizer.chat_template = training_template
+    # A dataset merges the argument objects of different tools into one struct, filling the
+    # keys a call lacks with null (a click would learn ``"answer": null``): the arguments travel
+    # as their JSON text, which the training template writes as it is (what ``tojson`` writes).
+    rendered = "{{- tool_call.arguments | tojson }}"
+    if rendered not in training_template:
+        raise ValueError("TRL's Qwen2.5 training template no longer renders tool-call arguments")
+    tokenizer.chat_template = training_template.replace(
+        rendered,
+        "{%- if tool_call.arguments is string %}{{- tool_call.arguments }}"
+        "{%- else %}{{- tool_call.arguments | tojson }}{%- endif %}",
+    )
     out = Path(output_dir)
-    data = [{"messages": r["messages"], "tools": r["tools"]} for r in rows]
+    data = [{"messages": _json_arguments(r["messages"]), "tools": r["tools"]} for r in rows]
     metrics = fit_trl(
         "sft",
         SFTConfig,
