@@ -186,7 +186,7 @@ def test_multi_turn_grpo_on_the_browser(pool, tmp_path: Path) -> None:
     from pytest_teach import rl
 
     demos = rl.oracle_demonstrations(rl.BrowserEnv, [TASK, HELD])
-    rl.close_browser()  # the trainer's thread starts its own
+    rl.close_browser()  # the rollouts start it again
     corpus = [m["content"] for r in demos for m in r["messages"] if m["content"]]
     corpus += [json.dumps(c["function"]) for r in demos for m in r["messages"]
                for c in m.get("tool_calls") or []] + [demos[0]["tools"]]  # fmt: skip
