@@ -16,14 +16,20 @@ import ast
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .redaction import redact
 
 if TYPE_CHECKING:
     import pytest
 
-    from .recorder import EpisodeRecorder
+
+class EpisodeRecorder(Protocol):
+    """What the grader needs of a test's recorder (:class:`pytest_teach.recorder.EpisodeRecorder`):
+    the subtest results it collects."""
+
+    subtests: list[SubtestResult]
+
 
 __all__ = [
     "BODY_COMPONENT",

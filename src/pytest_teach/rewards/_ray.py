@@ -309,9 +309,9 @@ class RayRewardPool(ScoringPool):
         out: list[tuple[int, Score]] = []
         wait = self.timeout + self.kill_grace
         actor = self._workers[index]
-        # while recycling, one check at a time (the limit is read before each); else all of
-        # the actor's candidates are queued on it at once
-        window = 1 if self._recycling else len(jobs)
+        # one check at a time on each actor: when an actor dies, the check it was running is
+        # the one that ended it, and no finished check's answer is lost with it
+        window = 1
         with actor.lock:
             pending = collections.deque((i, nodeid, completion_text(c)) for i, (nodeid, c) in jobs)
             sent: collections.deque[tuple[int, str, str, Any]] = collections.deque()
